@@ -1,0 +1,318 @@
+//! Which node or pod a series belongs to (SPEC §4).
+//!
+//! Stacks label the same thing differently (`node`, `node_name`, `kubernetes_node_name`,
+//! `instance=IP:port`), so identity is resolved here from labels, and node IP addresses are
+//! mapped to node names through kube-state-metrics and node-exporter series. The mapping is
+//! cached: only addresses not yet known are asked for, a handful per cycle at most.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::prometheus::{Client, QueryError, Sample};
+
+type Labels = BTreeMap<String, String>;
+
+const NODE_LABELS: &[&str] = &[
+    "node",
+    "node_name",
+    "kubernetes_node_name",
+    "nodename",
+    "instance",
+];
+const POD_LABELS: &[&str] = &["pod_name", "kubernetes_pod_name", "pod"];
+/// Workload namespace labels first: `namespace` alone may be the exporter pod's own.
+const NAMESPACE_LABELS: &[&str] = &[
+    "container_namespace",
+    "pod_namespace",
+    "kubernetes_pod_namespace",
+    "namespace",
+];
+
+/// Addresses asked for in one mapping query (keeps URLs short).
+const LOOKUP_BATCH: usize = 100;
+/// How long an address that no mapping series knows is left alone before asking again.
+const UNMAPPED_RETRY: Duration = Duration::from_secs(60);
+/// Bound on cached addresses; pod IPs churn, so the cache is dropped when it grows past this.
+const CACHE_LIMIT: usize = 50_000;
+
+fn first_label<'a>(labels: &'a Labels, names: &[&str]) -> Option<&'a str> {
+    names
+        .iter()
+        .filter_map(|n| labels.get(*n))
+        .map(|v| v.trim())
+        .find(|v| !v.is_empty())
+}
+
+/// The node as labelled, with any `:port` suffix stripped (not yet mapped from an IP).
+pub fn node_label(labels: &Labels) -> Option<String> {
+    first_label(labels, NODE_LABELS).map(|v| strip_port(v).to_string())
+}
+
+/// The pod name, if the series names one.
+pub fn pod_label(labels: &Labels) -> Option<&str> {
+    first_label(labels, POD_LABELS)
+}
+
+/// The workload namespace the series names, if any.
+pub fn namespace_label(labels: &Labels) -> Option<&str> {
+    first_label(labels, NAMESPACE_LABELS)
+}
+
+/// `host:port` → `host`, `[v6]:port` → `v6`; a bare IPv6 address is left alone.
+pub fn strip_port(s: &str) -> &str {
+    if let Some(rest) = s.strip_prefix('[')
+        && let Some(end) = rest.find(']')
+    {
+        return &rest[..end];
+    }
+    match s.rsplit_once(':') {
+        Some((host, port))
+            if !host.contains(':')
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            host
+        }
+        _ => s,
+    }
+}
+
+/// IP → node-name cache fed by `kube_node_info`, `node_uname_info` and `kube_pod_info`.
+#[derive(Default)]
+pub struct NodeNames {
+    known: HashMap<IpAddr, String>,
+    unmapped: HashMap<IpAddr, Instant>,
+}
+
+impl NodeNames {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The node name for `node` (a label value, port already stripped): mapped if it is a
+    /// known IP address, else unchanged.
+    pub fn resolve(&self, node: &str) -> String {
+        match node.parse::<IpAddr>() {
+            Ok(ip) => self
+                .known
+                .get(&ip)
+                .cloned()
+                .unwrap_or_else(|| node.to_string()),
+            Err(_) => node.to_string(),
+        }
+    }
+
+    /// Addresses among `nodes` that are neither mapped nor recently found unmappable.
+    pub fn unknown<'a>(
+        &self,
+        nodes: impl IntoIterator<Item = &'a str>,
+        now: Instant,
+    ) -> Vec<IpAddr> {
+        let set: BTreeSet<IpAddr> = nodes
+            .into_iter()
+            .filter_map(|n| n.parse::<IpAddr>().ok())
+            .filter(|ip| !self.known.contains_key(ip))
+            .filter(|ip| {
+                self.unmapped
+                    .get(ip)
+                    .is_none_or(|since| now.duration_since(*since) >= UNMAPPED_RETRY)
+            })
+            .collect();
+        set.into_iter().collect()
+    }
+
+    /// Asks Prometheus for the addresses in `ips` and caches the answers. Mapping failures
+    /// are returned for logging; the addresses then stay as they are for this cycle.
+    pub fn learn(&mut self, client: &Client, ips: &[IpAddr], time: SystemTime) -> Vec<QueryError> {
+        let mut errors = Vec::new();
+        let now = Instant::now();
+        if self.known.len() + self.unmapped.len() > CACHE_LIMIT {
+            self.known.clear();
+            self.unmapped.clear();
+        }
+        for batch in ips.chunks(LOOKUP_BATCH) {
+            let mut found = Vec::new();
+            for query in mapping_queries(batch) {
+                match client.query(&query, time) {
+                    Ok(samples) => found.extend(mappings_from(&samples)),
+                    Err(e) => errors.push(e),
+                }
+            }
+            self.insert(found);
+            for ip in batch {
+                if !self.known.contains_key(ip) {
+                    self.unmapped.insert(*ip, now);
+                }
+            }
+        }
+        errors
+    }
+
+    /// Records mappings; earlier ones (better sources) win over later ones.
+    fn insert(&mut self, mappings: impl IntoIterator<Item = (IpAddr, String)>) {
+        for (ip, node) in mappings {
+            self.unmapped.remove(&ip);
+            self.known.entry(ip).or_insert(node);
+        }
+    }
+}
+
+/// PromQL regex for an address, escaped; `port` adds an optional `:port` (with brackets for v6).
+fn ip_regex(ip: &IpAddr, port: bool) -> String {
+    // Backslashes are doubled: the regex sits inside a PromQL double-quoted string.
+    let text = ip.to_string().replace('.', "\\\\.");
+    match (port, ip) {
+        (false, _) => text,
+        (true, IpAddr::V4(_)) => format!("{text}(:[0-9]+)?"),
+        (true, IpAddr::V6(_)) => format!("{text}|\\\\[{text}\\\\](:[0-9]+)?"),
+    }
+}
+
+/// The three mapping queries for `ips`, most authoritative first.
+pub fn mapping_queries(ips: &[IpAddr]) -> Vec<String> {
+    let plain: Vec<String> = ips.iter().map(|ip| ip_regex(ip, false)).collect();
+    let ported: Vec<String> = ips.iter().map(|ip| ip_regex(ip, true)).collect();
+    let plain = plain.join("|");
+    vec![
+        format!(r#"max by (internal_ip, node) (kube_node_info{{internal_ip=~"{plain}"}})"#),
+        format!(
+            r#"max by (instance, nodename) (node_uname_info{{instance=~"{}"}})"#,
+            ported.join("|")
+        ),
+        format!(r#"max by (pod_ip, node) (kube_pod_info{{pod_ip=~"{plain}", node!=""}})"#),
+    ]
+}
+
+/// Extracts IP → node pairs from the answer of any mapping query.
+pub fn mappings_from(samples: &[Sample]) -> Vec<(IpAddr, String)> {
+    samples
+        .iter()
+        .filter_map(|s| {
+            let (addr, node) = if let Some(ip) = s.labels.get("internal_ip") {
+                (ip.as_str(), s.labels.get("node")?)
+            } else if let Some(ip) = s.labels.get("pod_ip") {
+                (ip.as_str(), s.labels.get("node")?)
+            } else {
+                (
+                    strip_port(s.labels.get("instance")?),
+                    s.labels.get("nodename")?,
+                )
+            };
+            let ip = addr.parse::<IpAddr>().ok()?;
+            (!node.is_empty()).then(|| (ip, node.clone()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn sample(pairs: &[(&str, &str)]) -> Sample {
+        Sample {
+            labels: labels(pairs),
+            value: 1.0,
+        }
+    }
+
+    #[test]
+    fn node_label_precedence() {
+        let l = labels(&[("instance", "10.0.0.1:9100"), ("node", "worker-1")]);
+        assert_eq!(node_label(&l).as_deref(), Some("worker-1"));
+        let l = labels(&[("instance", "worker-2"), ("node_name", "")]);
+        assert_eq!(node_label(&l).as_deref(), Some("worker-2"));
+        let l = labels(&[("kubernetes_node_name", "w3"), ("nodename", "other")]);
+        assert_eq!(node_label(&l).as_deref(), Some("w3"));
+        let l = labels(&[("instance", "192.0.2.7:9100")]);
+        assert_eq!(node_label(&l).as_deref(), Some("192.0.2.7"));
+        assert_eq!(node_label(&labels(&[("job", "x")])), None);
+    }
+
+    #[test]
+    fn ports_are_stripped() {
+        assert_eq!(strip_port("10.0.0.1:9100"), "10.0.0.1");
+        assert_eq!(strip_port("worker-1"), "worker-1");
+        assert_eq!(strip_port("[fd00::1]:9100"), "fd00::1");
+        assert_eq!(strip_port("fd00::1"), "fd00::1");
+        assert_eq!(strip_port("host:http"), "host:http");
+    }
+
+    #[test]
+    fn pod_and_namespace_labels() {
+        // Kepler ≤ 0.9 under kube-prometheus-stack: `pod`/`namespace` are the exporter's own.
+        let l = labels(&[
+            ("pod", "kepler-abc"),
+            ("namespace", "monitoring"),
+            ("pod_name", "work-0"),
+            ("container_namespace", "exp"),
+        ]);
+        assert_eq!(pod_label(&l), Some("work-0"));
+        assert_eq!(namespace_label(&l), Some("exp"));
+        let l = labels(&[("kubernetes_pod_name", "w"), ("pod", "scaph-1")]);
+        assert_eq!(pod_label(&l), Some("w"));
+        let l = labels(&[("pod", "p"), ("namespace", "exp")]);
+        assert_eq!(
+            (pod_label(&l), namespace_label(&l)),
+            (Some("p"), Some("exp"))
+        );
+    }
+
+    #[test]
+    fn mapping_sources() {
+        let found = mappings_from(&[
+            sample(&[("internal_ip", "192.0.2.1"), ("node", "a")]),
+            sample(&[("instance", "192.0.2.2:9100"), ("nodename", "b")]),
+            sample(&[("pod_ip", "198.51.100.9"), ("node", "c")]),
+            sample(&[("pod_ip", "not-an-ip"), ("node", "d")]),
+            sample(&[("pod_ip", "198.51.100.10"), ("node", "")]),
+        ]);
+        assert_eq!(
+            found,
+            vec![
+                ("192.0.2.1".parse().unwrap(), "a".to_string()),
+                ("192.0.2.2".parse().unwrap(), "b".to_string()),
+                ("198.51.100.9".parse().unwrap(), "c".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn cache_resolves_and_asks_only_for_unknown() {
+        let mut names = NodeNames::new();
+        let now = Instant::now();
+        let nodes = ["192.0.2.1", "worker-x", "192.0.2.2", "192.0.2.1"];
+        let unknown = names.unknown(nodes, now);
+        assert_eq!(unknown.len(), 2);
+        names.insert(vec![("192.0.2.1".parse().unwrap(), "a".to_string())]);
+        names.insert(vec![("192.0.2.1".parse().unwrap(), "later".to_string())]);
+        assert_eq!(names.resolve("192.0.2.1"), "a");
+        assert_eq!(names.resolve("192.0.2.2"), "192.0.2.2");
+        assert_eq!(names.resolve("worker-x"), "worker-x");
+        names.unmapped.insert("192.0.2.2".parse().unwrap(), now);
+        assert!(names.unknown(nodes, now).is_empty());
+        assert_eq!(names.unknown(nodes, now + UNMAPPED_RETRY).len(), 1);
+    }
+
+    #[test]
+    fn mapping_queries_escape_addresses() {
+        let q = mapping_queries(&["192.0.2.1".parse().unwrap(), "fd00::1".parse().unwrap()]);
+        assert_eq!(
+            q[0],
+            r#"max by (internal_ip, node) (kube_node_info{internal_ip=~"192\\.0\\.2\\.1|fd00::1"})"#
+        );
+        assert!(
+            q[1].contains(r#"192\\.0\\.2\\.1(:[0-9]+)?|fd00::1|\\[fd00::1\\](:[0-9]+)?"#),
+            "{}",
+            q[1]
+        );
+        assert!(q[2].starts_with("max by (pod_ip, node) (kube_pod_info{pod_ip=~"));
+    }
+}

@@ -1,0 +1,349 @@
+//! HTTP routing on `tiny_http` (SPEC §5).
+//!
+//! One dispatcher thread takes requests off the server and hands each to a short-lived
+//! responder thread, so a client that reads a download slowly never holds up health probes.
+//! tiny_http's accept loop ends for good on an accept error (e.g. out of file descriptors);
+//! the dispatcher then rebinds the listener instead of going deaf.
+
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use log::{error, info, warn};
+use tiny_http::{Header, Method, Request, Response, Server};
+
+use crate::params;
+use crate::queries::TableKind;
+use crate::status::Status;
+use crate::table::Table;
+
+/// Responder threads allowed at once; more requests get 503 until some finish.
+const MAX_RESPONDERS: usize = 64;
+/// How often the dispatcher looks at the shutdown flag while idle.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
+
+/// Everything a request may need.
+pub struct App {
+    pub nodes: Arc<Table>,
+    pub pods: Arc<Table>,
+    pub status: Arc<Status>,
+    pub buffer_size: usize,
+}
+
+/// A response before it is written: status, content type, extra headers, body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    fn text(status: u16, body: impl Into<String>) -> Reply {
+        let mut body = body.into();
+        if !body.ends_with('\n') {
+            body.push('\n');
+        }
+        Reply {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            headers: Vec::new(),
+            body,
+        }
+    }
+}
+
+const INDEX: &str = "prometheus-agent: per-node and per-pod measurements as CSV
+
+GET /nodes             buffered node rows (also /download)   ?size=N&since=T
+GET /pods              buffered pod rows of the namespace    ?size=N&since=T
+GET /metrics           live node rows (WebSocket or chunked HTTP; also /metrics/nodes)
+GET /metrics/pods      live pod rows (WebSocket or chunked HTTP)
+GET /livez             200 while the process serves
+GET /readyz            200 if the last cycle succeeded within 3 intervals
+GET /agent/metrics     the agent's own figures (Prometheus text format)
+
+since=T: RFC 3339 (2026-01-31T12:00:05Z) or Unix seconds; rows collected after T.
+";
+
+/// Routes one request, given its method, URL and whether it asks for a WebSocket upgrade.
+pub fn route(app: &App, method: &Method, url: &str, websocket: bool) -> Reply {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let table = match path {
+        "/nodes" | "/download" => Some(&app.nodes),
+        "/pods" => Some(&app.pods),
+        _ => None,
+    };
+    let known = table.is_some()
+        || matches!(
+            path,
+            "/" | "/livez"
+                | "/readyz"
+                | "/agent/metrics"
+                | "/metrics"
+                | "/metrics/nodes"
+                | "/metrics/pods"
+        );
+    if !known {
+        return Reply::text(404, format!("not found: {path} (see / for the endpoints)"));
+    }
+    if !matches!(method, Method::Get | Method::Head) {
+        let mut reply = Reply::text(
+            405,
+            format!("method {method} not allowed on {path}; use GET"),
+        );
+        reply.headers.push(("Allow", "GET, HEAD".into()));
+        return reply;
+    }
+    let is_stream = path.starts_with("/metrics");
+    if websocket && !is_stream {
+        return Reply::text(
+            400,
+            format!(
+                "{path} does not accept WebSocket upgrades; streams are /metrics, /metrics/nodes and /metrics/pods"
+            ),
+        );
+    }
+    match (path, table) {
+        (_, Some(table)) => match params::parse_filter(query, app.buffer_size) {
+            Ok(filter) => Reply {
+                status: 200,
+                content_type: "text/csv; charset=utf-8",
+                headers: vec![
+                    (
+                        "Content-Disposition",
+                        format!("attachment; filename=\"{}.csv\"", table.kind().name()),
+                    ),
+                    ("Cache-Control", "no-store".into()),
+                ],
+                body: table.csv(&filter),
+            },
+            Err(reason) => Reply::text(400, reason),
+        },
+        ("/", _) => Reply::text(200, INDEX),
+        ("/livez", _) => Reply::text(200, "ok"),
+        ("/readyz", _) => match app.status.readiness() {
+            Ok(()) => Reply::text(200, "ok"),
+            Err(reason) => Reply::text(503, format!("not ready: {reason}")),
+        },
+        ("/agent/metrics", _) => Reply {
+            status: 200,
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            headers: Vec::new(),
+            body: app.status.render(&[&app.nodes, &app.pods]),
+        },
+        _ => match params::parse_filter(query, app.buffer_size) {
+            // Live streams arrive with the streaming work; the path is reserved.
+            Ok(_) => Reply::text(
+                501,
+                format!("{path}: live streams are not available in this version"),
+            ),
+            Err(reason) => Reply::text(400, reason),
+        },
+    }
+}
+
+/// Which table a stream path serves.
+pub fn stream_table(path: &str) -> Option<TableKind> {
+    match path {
+        "/metrics" | "/metrics/nodes" => Some(TableKind::Nodes),
+        "/metrics/pods" => Some(TableKind::Pods),
+        _ => None,
+    }
+}
+
+fn asks_for_websocket(request: &Request) -> bool {
+    request
+        .headers()
+        .iter()
+        .any(|h| h.field.equiv("Upgrade") && h.value.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+fn respond(request: Request, reply: Reply) {
+    let mut response = Response::new(
+        reply.status.into(),
+        Vec::new(),
+        Cursor::new(reply.body.into_bytes()),
+        None,
+        None,
+    );
+    let mut add = |name: &str, value: &str| {
+        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    };
+    add("Content-Type", reply.content_type);
+    for (name, value) in &reply.headers {
+        add(name, value);
+    }
+    // A client that hung up is not an error worth more than a debug line.
+    if let Err(e) = request.respond(response) {
+        log::debug!("client went away: {e}");
+    }
+}
+
+/// Binds `addr`, retrying while the address is briefly unavailable (e.g. after a rebind).
+fn bind(addr: SocketAddr) -> Result<Server, String> {
+    Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+/// Starts serving; returns the bound address (useful with port 0) and the dispatcher thread.
+pub fn start(
+    addr: SocketAddr,
+    app: Arc<App>,
+    shutdown: Arc<AtomicBool>,
+) -> Result<(SocketAddr, std::thread::JoinHandle<()>), String> {
+    let server = bind(addr)?;
+    let bound = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| format!("cannot listen on {addr}: not an IP listener"))?;
+    info!("serving on http://{bound}");
+    let handle = std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || dispatch(server, bound, app, shutdown))
+        .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
+    Ok((bound, handle))
+}
+
+fn dispatch(mut server: Server, addr: SocketAddr, app: Arc<App>, shutdown: Arc<AtomicBool>) {
+    let responders = Arc::new(AtomicUsize::new(0));
+    while !shutdown.load(Ordering::SeqCst) {
+        let request = match server.recv_timeout(SHUTDOWN_POLL) {
+            Ok(Some(request)) => request,
+            Ok(None) => continue,
+            Err(e) => {
+                error!("HTTP accept loop ended ({e}); listening again");
+                drop(server);
+                server = loop {
+                    if shutdown.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                    match bind(addr) {
+                        Ok(s) => break s,
+                        Err(e) => warn!("{e}"),
+                    }
+                };
+                continue;
+            }
+        };
+        if responders.fetch_add(1, Ordering::SeqCst) >= MAX_RESPONDERS {
+            responders.fetch_sub(1, Ordering::SeqCst);
+            respond(
+                request,
+                Reply::text(503, "too many requests in flight; retry"),
+            );
+            continue;
+        }
+        let app = Arc::clone(&app);
+        let count = Arc::clone(&responders);
+        let spawned = std::thread::Builder::new()
+            .name("http-respond".into())
+            .spawn(move || {
+                let websocket = asks_for_websocket(&request);
+                let reply = route(&app, request.method(), request.url(), websocket);
+                respond(request, reply);
+                count.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            responders.fetch_sub(1, Ordering::SeqCst);
+            error!("cannot start a responder thread: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::Row;
+    use std::time::Duration;
+
+    fn app() -> App {
+        let nodes = Arc::new(Table::new(TableKind::Nodes, 10));
+        nodes.push(vec![
+            Row {
+                collection_ms: 1000,
+                line: Arc::from("n1,a\n"),
+            },
+            Row {
+                collection_ms: 2000,
+                line: Arc::from("n1,b\n"),
+            },
+        ]);
+        App {
+            nodes,
+            pods: Arc::new(Table::new(TableKind::Pods, 10)),
+            status: Arc::new(Status::new(Duration::from_secs(1))),
+            buffer_size: 10,
+        }
+    }
+
+    #[test]
+    fn downloads() {
+        let app = app();
+        let r = route(&app, &Method::Get, "/nodes?size=1", false);
+        assert_eq!(r.status, 200);
+        assert!(r.body.starts_with("instance,collection_time"));
+        assert!(r.body.ends_with("\nn1,b\n"), "{}", r.body);
+        assert_eq!(r.content_type, "text/csv; charset=utf-8");
+        assert!(r.headers.contains(&(
+            "Content-Disposition",
+            "attachment; filename=\"nodes.csv\"".into()
+        )));
+        let d = route(&app, &Method::Get, "/download", false);
+        assert_eq!(d.body.lines().count(), 3);
+        let p = route(&app, &Method::Head, "/pods", false);
+        assert_eq!(p.status, 200);
+        assert!(p.headers.contains(&(
+            "Content-Disposition",
+            "attachment; filename=\"pods.csv\"".into()
+        )));
+        assert_eq!(p.body.lines().count(), 1);
+        let s = route(&app, &Method::Get, "/nodes?since=1.5", false);
+        assert!(s.body.ends_with("\nn1,b\n") && s.body.lines().count() == 2);
+    }
+
+    #[test]
+    fn errors_are_one_line() {
+        let app = app();
+        for (method, url, ws, status) in [
+            (Method::Get, "/nope", false, 404),
+            (Method::Post, "/nodes", false, 405),
+            (Method::Delete, "/readyz", false, 405),
+            (Method::Get, "/nodes?size=11", false, 400),
+            (Method::Get, "/pods?since=x", false, 400),
+            (Method::Get, "/pods?x=1", false, 400),
+            (Method::Get, "/nodes", true, 400),
+            (Method::Get, "/readyz", false, 503),
+        ] {
+            let r = route(&app, &method, url, ws);
+            assert_eq!(r.status, status, "{method} {url}");
+            assert_eq!(r.body.lines().count(), 1, "{url}: {:?}", r.body);
+        }
+        let r = route(&app, &Method::Put, "/nodes", false);
+        assert!(r.headers.contains(&("Allow", "GET, HEAD".into())));
+    }
+
+    #[test]
+    fn health_and_index() {
+        let app = app();
+        assert_eq!(route(&app, &Method::Get, "/livez", false).status, 200);
+        let r = route(&app, &Method::Get, "/readyz", false);
+        assert!(r.body.contains("no successful cycle yet"));
+        app.status.cycle_succeeded(Duration::ZERO, &[]);
+        assert_eq!(route(&app, &Method::Get, "/readyz", false).status, 200);
+        let index = route(&app, &Method::Get, "/", false);
+        for path in ["/nodes", "/pods", "/metrics", "/readyz", "/agent/metrics"] {
+            assert!(index.body.contains(path));
+        }
+        let m = route(&app, &Method::Get, "/agent/metrics", false);
+        assert!(
+            m.body
+                .contains("prometheus_agent_rows_buffered{table=\"nodes\"} 2")
+        );
+    }
+}
