@@ -10,4 +10,5 @@ pub mod prometheus;
 pub mod queries;
 pub mod server;
 pub mod status;
+pub mod streams;
 pub mod table;

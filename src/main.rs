@@ -16,6 +16,7 @@ use prometheus_agent::prometheus::Client;
 use prometheus_agent::queries::{QuerySet, TableKind};
 use prometheus_agent::server::{self, App};
 use prometheus_agent::status::Status;
+use prometheus_agent::streams::Streams;
 use prometheus_agent::table::Table;
 
 /// Exit code for invalid configuration or usage.
@@ -75,6 +76,7 @@ fn main() -> ExitCode {
     let pods = Arc::new(Table::new(TableKind::Pods, config.buffer_size));
     let status = Arc::new(Status::new(config.update_interval));
     let shutdown = Arc::new(AtomicBool::new(false));
+    let streams = Streams::new(config.max_streams);
 
     let mut signals = match Signals::new([SIGTERM, SIGINT]) {
         Ok(s) => s,
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         nodes: Arc::clone(&nodes),
         pods: Arc::clone(&pods),
         status: Arc::clone(&status),
+        streams: Arc::clone(&streams),
         buffer_size: config.buffer_size,
     });
     let (_, http) = match server::start(config.listen_addr, app, Arc::clone(&shutdown)) {
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
     let (stop_poller, poller_stopped) = mpsc::channel::<()>();
     let poller = Poller::new(client, queries, config.namespace.clone());
     let interval = config.update_interval;
+    let tables = [Arc::clone(&nodes), Arc::clone(&pods)];
     let spawned = std::thread::Builder::new()
         .name("poller".into())
         .spawn(move || poller::run(poller, interval, nodes, pods, status, poller_stopped));
@@ -114,9 +118,13 @@ fn main() -> ExitCode {
     info!("received signal {signal:?}; shutting down");
     shutdown.store(true, Ordering::SeqCst);
     drop(stop_poller);
-    // The HTTP thread notices within its poll period; a poller mid-query is not waited for.
+    // Streams get their close frame (1001) or final chunk; the HTTP thread notices the flag
+    // within its poll period. A poller mid-query is not waited for.
+    for table in &tables {
+        table.close();
+    }
     let deadline = std::time::Instant::now() + Duration::from_millis(1500);
-    while !http.is_finished() && std::time::Instant::now() < deadline {
+    while (!http.is_finished() || streams.open() > 0) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     info!("stopped");

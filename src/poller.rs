@@ -35,7 +35,11 @@ pub struct Cycle {
 }
 
 /// One column's query answer; `None` when the column is disabled.
-type Answer = (TableKind, &'static str, Option<Result<Vec<Sample>, QueryError>>);
+type Answer = (
+    TableKind,
+    &'static str,
+    Option<Result<Vec<Sample>, QueryError>>,
+);
 
 /// Values of one row under construction; `Some(NaN)` marks a series that answered NaN.
 struct Draft {

@@ -17,7 +17,8 @@ use tiny_http::{Header, Method, Request, Response, Server};
 use crate::params;
 use crate::queries::TableKind;
 use crate::status::Status;
-use crate::table::Table;
+use crate::streams::{self, Streams};
+use crate::table::{RowFilter, Table};
 
 /// Responder threads allowed at once; more requests get 503 until some finish.
 const MAX_RESPONDERS: usize = 64;
@@ -29,7 +30,17 @@ pub struct App {
     pub nodes: Arc<Table>,
     pub pods: Arc<Table>,
     pub status: Arc<Status>,
+    pub streams: Arc<Streams>,
     pub buffer_size: usize,
+}
+
+impl App {
+    pub fn table(&self, kind: TableKind) -> &Arc<Table> {
+        match kind {
+            TableKind::Nodes => &self.nodes,
+            TableKind::Pods => &self.pods,
+        }
+    }
 }
 
 /// A response before it is written: status, content type, extra headers, body.
@@ -69,8 +80,30 @@ GET /agent/metrics     the agent's own figures (Prometheus text format)
 since=T: RFC 3339 (2026-01-31T12:00:05Z) or Unix seconds; rows collected after T.
 ";
 
+/// What a request turns into.
+#[derive(Debug)]
+pub enum Routed {
+    Reply(Reply),
+    /// A live stream of `table` rows passing `filter`.
+    Stream(TableKind, RowFilter),
+}
+
 /// Routes one request, given its method, URL and whether it asks for a WebSocket upgrade.
-pub fn route(app: &App, method: &Method, url: &str, websocket: bool) -> Reply {
+pub fn route(app: &App, method: &Method, url: &str, websocket: bool) -> Routed {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    if let Some(kind) = stream_table(path)
+        && matches!(method, Method::Get | Method::Head)
+    {
+        return match params::parse_filter(query, app.buffer_size) {
+            Ok(filter) => Routed::Stream(kind, filter),
+            Err(reason) => Routed::Reply(Reply::text(400, reason)),
+        };
+    }
+    Routed::Reply(reply(app, method, url, websocket))
+}
+
+/// Everything but the streams.
+fn reply(app: &App, method: &Method, url: &str, websocket: bool) -> Reply {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let table = match path {
         "/nodes" | "/download" => Some(&app.nodes),
@@ -133,7 +166,7 @@ pub fn route(app: &App, method: &Method, url: &str, websocket: bool) -> Reply {
             status: 200,
             content_type: "text/plain; version=0.0.4; charset=utf-8",
             headers: Vec::new(),
-            body: app.status.render(&[&app.nodes, &app.pods]),
+            body: app.status.render(&[&app.nodes, &app.pods]) + &app.streams.render(),
         },
         _ => match params::parse_filter(query, app.buffer_size) {
             // Live streams arrive with the streaming work; the path is reserved.
@@ -163,11 +196,12 @@ fn asks_for_websocket(request: &Request) -> bool {
 }
 
 fn respond(request: Request, reply: Reply) {
+    let length = reply.body.len();
     let mut response = Response::new(
         reply.status.into(),
         Vec::new(),
         Cursor::new(reply.body.into_bytes()),
-        None,
+        Some(length),
         None,
     );
     let mut add = |name: &str, value: &str| {
@@ -185,9 +219,22 @@ fn respond(request: Request, reply: Reply) {
     }
 }
 
-/// Binds `addr`, retrying while the address is briefly unavailable (e.g. after a rebind).
+/// A client that sends no request bytes for this long is disconnected (idle keep-alive,
+/// slowloris); one that accepts no response bytes for `WRITE_TIMEOUT` is too slow.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Binds `addr` with socket timeouts. tiny_http never exposes its sockets, but on Linux an
+/// accepted socket inherits SO_RCVTIMEO/SO_SNDTIMEO from the listening socket.
 fn bind(addr: SocketAddr) -> Result<Server, String> {
-    Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))
+    let fail = |e: &dyn std::fmt::Display| format!("cannot listen on {addr}: {e}");
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| fail(&e))?;
+    let socket = socket2::SockRef::from(&listener);
+    socket
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .and_then(|()| socket.set_write_timeout(Some(WRITE_TIMEOUT)))
+        .map_err(|e| fail(&e))?;
+    Server::from_listener(listener, None).map_err(|e| fail(&e))
 }
 
 /// Starts serving; returns the bound address (useful with port 0) and the dispatcher thread.
@@ -231,6 +278,26 @@ fn dispatch(mut server: Server, addr: SocketAddr, app: Arc<App>, shutdown: Arc<A
                 continue;
             }
         };
+        let websocket = asks_for_websocket(&request);
+        let reply = match route(&app, request.method(), request.url(), websocket) {
+            Routed::Reply(reply) => reply,
+            Routed::Stream(kind, filter) => {
+                match app.streams.acquire() {
+                    Some(slot) => streams::start(
+                        request,
+                        Arc::clone(app.table(kind)),
+                        filter,
+                        slot,
+                        websocket,
+                    ),
+                    None => respond(
+                        request,
+                        Reply::text(503, "too many streams open (MAX_STREAMS); retry later"),
+                    ),
+                }
+                continue;
+            }
+        };
         if responders.fetch_add(1, Ordering::SeqCst) >= MAX_RESPONDERS {
             responders.fetch_sub(1, Ordering::SeqCst);
             respond(
@@ -239,13 +306,10 @@ fn dispatch(mut server: Server, addr: SocketAddr, app: Arc<App>, shutdown: Arc<A
             );
             continue;
         }
-        let app = Arc::clone(&app);
         let count = Arc::clone(&responders);
         let spawned = std::thread::Builder::new()
             .name("http-respond".into())
             .spawn(move || {
-                let websocket = asks_for_websocket(&request);
-                let reply = route(&app, request.method(), request.url(), websocket);
                 respond(request, reply);
                 count.fetch_sub(1, Ordering::SeqCst);
             });
@@ -261,6 +325,13 @@ mod tests {
     use super::*;
     use crate::table::Row;
     use std::time::Duration;
+
+    fn get(app: &App, method: &Method, url: &str, websocket: bool) -> Reply {
+        match route(app, method, url, websocket) {
+            Routed::Reply(reply) => reply,
+            Routed::Stream(..) => panic!("{url} routed to a stream"),
+        }
+    }
 
     fn app() -> App {
         let nodes = Arc::new(Table::new(TableKind::Nodes, 10));
@@ -278,6 +349,7 @@ mod tests {
             nodes,
             pods: Arc::new(Table::new(TableKind::Pods, 10)),
             status: Arc::new(Status::new(Duration::from_secs(1))),
+            streams: Streams::new(2),
             buffer_size: 10,
         }
     }
@@ -285,7 +357,7 @@ mod tests {
     #[test]
     fn downloads() {
         let app = app();
-        let r = route(&app, &Method::Get, "/nodes?size=1", false);
+        let r = get(&app, &Method::Get, "/nodes?size=1", false);
         assert_eq!(r.status, 200);
         assert!(r.body.starts_with("instance,collection_time"));
         assert!(r.body.ends_with("\nn1,b\n"), "{}", r.body);
@@ -294,16 +366,16 @@ mod tests {
             "Content-Disposition",
             "attachment; filename=\"nodes.csv\"".into()
         )));
-        let d = route(&app, &Method::Get, "/download", false);
+        let d = get(&app, &Method::Get, "/download", false);
         assert_eq!(d.body.lines().count(), 3);
-        let p = route(&app, &Method::Head, "/pods", false);
+        let p = get(&app, &Method::Head, "/pods", false);
         assert_eq!(p.status, 200);
         assert!(p.headers.contains(&(
             "Content-Disposition",
             "attachment; filename=\"pods.csv\"".into()
         )));
         assert_eq!(p.body.lines().count(), 1);
-        let s = route(&app, &Method::Get, "/nodes?since=1.5", false);
+        let s = get(&app, &Method::Get, "/nodes?since=1.5", false);
         assert!(s.body.ends_with("\nn1,b\n") && s.body.lines().count() == 2);
     }
 
@@ -320,27 +392,27 @@ mod tests {
             (Method::Get, "/nodes", true, 400),
             (Method::Get, "/readyz", false, 503),
         ] {
-            let r = route(&app, &method, url, ws);
+            let r = get(&app, &method, url, ws);
             assert_eq!(r.status, status, "{method} {url}");
             assert_eq!(r.body.lines().count(), 1, "{url}: {:?}", r.body);
         }
-        let r = route(&app, &Method::Put, "/nodes", false);
+        let r = get(&app, &Method::Put, "/nodes", false);
         assert!(r.headers.contains(&("Allow", "GET, HEAD".into())));
     }
 
     #[test]
     fn health_and_index() {
         let app = app();
-        assert_eq!(route(&app, &Method::Get, "/livez", false).status, 200);
-        let r = route(&app, &Method::Get, "/readyz", false);
+        assert_eq!(get(&app, &Method::Get, "/livez", false).status, 200);
+        let r = get(&app, &Method::Get, "/readyz", false);
         assert!(r.body.contains("no successful cycle yet"));
         app.status.cycle_succeeded(Duration::ZERO, &[]);
-        assert_eq!(route(&app, &Method::Get, "/readyz", false).status, 200);
-        let index = route(&app, &Method::Get, "/", false);
+        assert_eq!(get(&app, &Method::Get, "/readyz", false).status, 200);
+        let index = get(&app, &Method::Get, "/", false);
         for path in ["/nodes", "/pods", "/metrics", "/readyz", "/agent/metrics"] {
             assert!(index.body.contains(path));
         }
-        let m = route(&app, &Method::Get, "/agent/metrics", false);
+        let m = get(&app, &Method::Get, "/agent/metrics", false);
         assert!(
             m.body
                 .contains("prometheus_agent_rows_buffered{table=\"nodes\"} 2")

@@ -4,6 +4,8 @@
 //! then only copy shared lines, so serving never formats numbers again.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -94,12 +96,65 @@ impl RowFilter {
     }
 }
 
-/// A fixed-capacity buffer of the newest rows of one table.
+/// A fixed-capacity buffer of the newest rows of one table, and the live subscribers that
+/// receive every new row. Buffer and subscriber list share one lock, so a subscriber's
+/// backlog and its first live row never overlap or leave a gap.
 pub struct Table {
     kind: TableKind,
     header: Arc<str>,
     capacity: usize,
-    rows: Mutex<VecDeque<Row>>,
+    /// Rows a subscriber may have queued before it counts as too slow.
+    max_pending: usize,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    rows: VecDeque<Row>,
+    subscribers: Vec<Subscriber>,
+    closed: bool,
+}
+
+/// The poller's end of a subscription.
+struct Subscriber {
+    tx: Sender<Row>,
+    pending: Arc<AtomicUsize>,
+    overflowed: Arc<AtomicBool>,
+}
+
+/// A stream client's end: the buffered rows that passed its filter, then every new row.
+pub struct Subscription {
+    pub backlog: Vec<Row>,
+    rx: Receiver<Row>,
+    pending: Arc<AtomicUsize>,
+    overflowed: Arc<AtomicBool>,
+}
+
+/// Why a subscription yields no row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Nothing new within the wait; the subscription is still live.
+    Idle,
+    /// The client fell more than the allowed backlog behind and was cut off.
+    TooSlow,
+    /// The agent is shutting down.
+    Shutdown,
+}
+
+impl Subscription {
+    /// The next live row, waiting at most `timeout`.
+    pub fn next(&self, timeout: Duration) -> Result<Row, Ended> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(row) => {
+                self.pending.fetch_sub(1, Ordering::SeqCst);
+                Ok(row)
+            }
+            Err(RecvTimeoutError::Timeout) => Err(Ended::Idle),
+            Err(RecvTimeoutError::Disconnected) if self.overflowed.load(Ordering::SeqCst) => {
+                Err(Ended::TooSlow)
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(Ended::Shutdown),
+        }
+    }
 }
 
 impl Table {
@@ -108,8 +163,17 @@ impl Table {
             kind,
             header: Arc::from(header(kind)),
             capacity,
-            rows: Mutex::new(VecDeque::with_capacity(capacity.min(4096))),
+            max_pending: capacity.max(1024),
+            inner: Mutex::new(Inner {
+                rows: VecDeque::with_capacity(capacity.min(4096)),
+                subscribers: Vec::new(),
+                closed: false,
+            }),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn kind(&self) -> TableKind {
@@ -120,20 +184,73 @@ impl Table {
         &self.header
     }
 
-    /// Appends one cycle's rows, dropping the oldest beyond capacity.
-    pub fn push(&self, new_rows: Vec<Row>) {
-        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
-        for row in new_rows {
-            if rows.len() == self.capacity {
-                rows.pop_front();
+    /// Appends one cycle's rows, dropping the oldest beyond capacity, and hands them to every
+    /// subscriber without ever blocking: a subscriber too far behind is cut off instead.
+    /// Returns how many subscribers were cut off as too slow.
+    pub fn push(&self, new_rows: Vec<Row>) -> usize {
+        let mut inner = self.lock();
+        let mut cut_off = 0;
+        inner.subscribers.retain(|sub| {
+            if sub.pending.load(Ordering::SeqCst) + new_rows.len() > self.max_pending {
+                sub.overflowed.store(true, Ordering::SeqCst);
+                cut_off += 1;
+                return false;
             }
-            rows.push_back(row);
+            for row in &new_rows {
+                if sub.tx.send(row.clone()).is_err() {
+                    return false; // the client is gone
+                }
+                sub.pending.fetch_add(1, Ordering::SeqCst);
+            }
+            true
+        });
+        for row in new_rows {
+            if inner.rows.len() == self.capacity {
+                inner.rows.pop_front();
+            }
+            inner.rows.push_back(row);
         }
+        cut_off
+    }
+
+    /// Registers a live subscriber; `None` once the table is closed for shutdown.
+    pub fn subscribe(&self, filter: &RowFilter) -> Option<Subscription> {
+        let mut inner = self.lock();
+        if inner.closed {
+            return None;
+        }
+        let backlog = select(&inner.rows, filter);
+        let (tx, rx) = mpsc::channel();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let overflowed = Arc::new(AtomicBool::new(false));
+        inner.subscribers.push(Subscriber {
+            tx,
+            pending: Arc::clone(&pending),
+            overflowed: Arc::clone(&overflowed),
+        });
+        Some(Subscription {
+            backlog,
+            rx,
+            pending,
+            overflowed,
+        })
+    }
+
+    /// Ends every subscription (their clients see `Ended::Shutdown`) and refuses new ones.
+    pub fn close(&self) {
+        let mut inner = self.lock();
+        inner.closed = true;
+        inner.subscribers.clear();
+    }
+
+    /// Live subscribers (a client that went away is noticed at the next push).
+    pub fn subscribers(&self) -> usize {
+        self.lock().subscribers.len()
     }
 
     /// Number of rows held.
     pub fn len(&self) -> usize {
-        self.rows.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.lock().rows.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -142,12 +259,7 @@ impl Table {
 
     /// The buffered rows passing `filter`, oldest first. Non-destructive.
     pub fn snapshot(&self, filter: &RowFilter) -> Vec<Row> {
-        let rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
-        let passing: Vec<&Row> = rows.iter().filter(|r| filter.accepts(r)).collect();
-        let skip = filter
-            .size
-            .map_or(0, |size| passing.len().saturating_sub(size));
-        passing.into_iter().skip(skip).cloned().collect()
+        select(&self.lock().rows, filter)
     }
 
     /// Header plus the rows passing `filter`, as one CSV document.
@@ -162,6 +274,15 @@ impl Table {
         }
         out
     }
+}
+
+/// Rows collected after `since`, then the last `size` of those.
+fn select(rows: &VecDeque<Row>, filter: &RowFilter) -> Vec<Row> {
+    let passing: Vec<&Row> = rows.iter().filter(|r| filter.accepts(r)).collect();
+    let skip = filter
+        .size
+        .map_or(0, |size| passing.len().saturating_sub(size));
+    passing.into_iter().skip(skip).cloned().collect()
 }
 
 #[cfg(test)]
@@ -258,5 +379,58 @@ mod tests {
         // Snapshots are non-destructive.
         assert_eq!(table.len(), 3);
         assert!(table.csv(&RowFilter::default()).ends_with("b\nc\nd\n"));
+    }
+
+    #[test]
+    fn subscribers_get_every_row_once_in_order() {
+        let table = Table::new(TableKind::Pods, 2);
+        table.push(vec![row(1000, "a"), row(2000, "b"), row(3000, "c")]);
+        let sub = table
+            .subscribe(&RowFilter {
+                size: None,
+                since_ms: Some(2000),
+            })
+            .unwrap();
+        let other = table.subscribe(&RowFilter::default()).unwrap();
+        assert_eq!(sub.backlog.len(), 1);
+        assert_eq!(&*sub.backlog[0].line, "c\n");
+        assert_eq!(other.backlog.len(), 2);
+        table.push(vec![row(4000, "d"), row(4000, "e")]);
+        let wait = Duration::from_millis(10);
+        for s in [&sub, &other] {
+            assert_eq!(&*s.next(wait).unwrap().line, "d\n");
+            assert_eq!(&*s.next(wait).unwrap().line, "e\n");
+            assert_eq!(s.next(wait).unwrap_err(), Ended::Idle);
+        }
+        drop(other);
+        table.push(vec![row(5000, "f")]);
+        assert_eq!(table.subscribers(), 1);
+        table.close();
+        assert_eq!(&*sub.next(wait).unwrap().line, "f\n");
+        assert_eq!(sub.next(wait).unwrap_err(), Ended::Shutdown);
+        assert!(table.subscribe(&RowFilter::default()).is_none());
+    }
+
+    #[test]
+    fn slow_subscriber_is_cut_off_without_blocking() {
+        let table = Table::new(TableKind::Nodes, 10);
+        let slow = table.subscribe(&RowFilter::default()).unwrap();
+        let fast = table.subscribe(&RowFilter::default()).unwrap();
+        let mut cut = 0;
+        for i in 0..2000 {
+            cut += table.push(vec![row(i, "x")]);
+            fast.next(Duration::ZERO).unwrap();
+        }
+        assert_eq!(cut, 1);
+        assert_eq!(table.subscribers(), 1);
+        let mut received = 0;
+        let end = loop {
+            match slow.next(Duration::ZERO) {
+                Ok(_) => received += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(received, 1024);
+        assert_eq!(end, Ended::TooSlow);
     }
 }
