@@ -1,6 +1,6 @@
 //! One poll cycle (queries → identities → rows) and the fixed schedule that repeats it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
@@ -54,6 +54,31 @@ pub struct Poller {
     names: NodeNames,
     /// (table, column, row) already warned about duplicate series; bounded.
     duplicate_warnings: HashSet<(TableKind, &'static str, String)>,
+    failures: FailureLog,
+}
+
+/// Logs a persisting failure once (again when its text changes) and its recovery, so a
+/// broken column does not write the same warning every cycle.
+#[derive(Default)]
+struct FailureLog {
+    last: HashMap<String, String>,
+}
+
+impl FailureLog {
+    fn failed(&mut self, what: &str, error: &str) {
+        if self.last.get(what).map(String::as_str) == Some(error) {
+            debug!("{what} failed again: {error}");
+        } else {
+            warn!("{what} failed: {error}");
+            self.last.insert(what.to_string(), error.to_string());
+        }
+    }
+
+    fn recovered(&mut self, what: &str) {
+        if self.last.remove(what).is_some() {
+            info!("{what} works again");
+        }
+    }
 }
 
 impl Poller {
@@ -64,6 +89,7 @@ impl Poller {
             namespace,
             names: NodeNames::new(),
             duplicate_warnings: HashSet::new(),
+            failures: FailureLog::default(),
         }
     }
 
@@ -106,8 +132,10 @@ impl Poller {
             .names
             .unknown(labelled.iter().map(String::as_str), Instant::now());
         if !unknown.is_empty() {
-            for e in self.names.learn(&self.client, &unknown, observation) {
-                warn!("node address mapping query failed: {e}");
+            let errors = self.names.learn(&self.client, &unknown, observation);
+            match errors.first() {
+                Some(e) => self.failures.failed("node address mapping", &e.to_string()),
+                None => self.failures.recovered("node address mapping"),
             }
         }
         let mut unmapped: Vec<String> = labelled
@@ -178,11 +206,10 @@ impl Poller {
                     samples.len()
                 })
             });
-            if let Some(Err(e)) = &outcome {
-                warn!(
-                    "{}.{column}: query failed, column left empty: {e}",
-                    kind.name()
-                );
+            let what = format!("{}.{column} query (column left empty)", kind.name());
+            match &outcome {
+                Some(Err(e)) => self.failures.failed(&what, &e.to_string()),
+                _ => self.failures.recovered(&what),
             }
             columns.push(ColumnReport {
                 table: kind,
@@ -293,6 +320,7 @@ pub fn run(
                 nodes.push(cycle.node_rows);
                 pods.push(cycle.pod_rows);
                 status.cycle_succeeded(began.elapsed(), &counts);
+                poller.failures.recovered("cycle");
                 debug!(
                     "cycle {tick}: {} node rows, {} pod rows in {:?}",
                     counts[0].1,
@@ -301,7 +329,9 @@ pub fn run(
                 );
             }
             Err(e) => {
-                warn!("cycle skipped: {e}");
+                poller
+                    .failures
+                    .failed("cycle", &format!("{e}; cycle skipped"));
                 status.cycle_failed(began.elapsed(), e.to_string());
             }
         }
