@@ -1,0 +1,93 @@
+//! Standalone synthetic exporter: the same emulated cluster the integration
+//! tests use, served for a demo or a manual run against a real Prometheus.
+//!
+//! ```text
+//! cargo run --example synthetic_exporter -- --listen 127.0.0.1:9100 --convention a
+//! ```
+//!
+//! Scrape it with `honor_labels: true` (every series carries its own
+//! `instance`, `job`, ... labels and an explicit timestamp). Runs until killed.
+
+#[path = "../tests/support/exporter.rs"]
+mod exporter;
+
+use exporter::{Convention, Exporter, NAMESPACE, Scenario};
+
+const USAGE: &str =
+    "usage: synthetic_exporter [--listen HOST:PORT] [--convention a|b] [--window SECONDS]
+
+  --listen      address to serve /metrics on (default 127.0.0.1:9100)
+  --convention  a = kube-prometheus-stack labels, Kepler <= 0.9 names (default)
+                b = prometheus-community prometheus chart labels, Kepler >= 0.10 names
+  --window      the agent's WINDOW in seconds, for the expected tables printed (default 10)";
+
+fn main() {
+    let mut listen = "127.0.0.1:9100".to_string();
+    let mut convention = Convention::A;
+    let mut window_secs = 10.0;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next().unwrap_or_else(|| {
+                eprintln!("{name} needs a value\n{USAGE}");
+                std::process::exit(2)
+            })
+        };
+        match arg.as_str() {
+            "--listen" => listen = value("--listen"),
+            "--convention" => {
+                let text = value("--convention");
+                convention = Convention::parse(&text).unwrap_or_else(|| {
+                    eprintln!("unknown convention {text:?}\n{USAGE}");
+                    std::process::exit(2)
+                });
+            }
+            "--window" => {
+                let text = value("--window");
+                window_secs = text.parse().unwrap_or_else(|_| {
+                    eprintln!("--window takes seconds, got {text:?}\n{USAGE}");
+                    std::process::exit(2)
+                });
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return;
+            }
+            other => {
+                eprintln!("unknown argument {other:?}\n{USAGE}");
+                std::process::exit(2);
+            }
+        }
+    }
+
+    let scenario = Scenario::new(convention);
+    let (nodes, pods) = scenario.truth_csv(window_secs, NAMESPACE);
+    let exporter = Exporter::start(&listen, scenario.clone()).unwrap_or_else(|e| {
+        eprintln!("cannot serve on {listen}: {e}");
+        std::process::exit(1)
+    });
+
+    println!(
+        "synthetic exporter serving http://{}/metrics",
+        exporter.addr()
+    );
+    println!("label convention {}", convention.describe());
+    println!("emulated nodes:");
+    for node in &scenario.nodes {
+        println!("  {} ({})", node.name, node.ip);
+    }
+    println!("emulated pods:");
+    for pod in &scenario.pods {
+        println!("  {}/{} on {}", pod.namespace, pod.name, pod.node);
+    }
+    println!(
+        "expected agent tables (NAMESPACE={NAMESPACE}, WINDOW={window_secs}s, once Prometheus \
+         has scraped for a full window; timestamps left out):"
+    );
+    println!("{nodes}\n{pods}");
+    println!("Prometheus scrape job: honor_labels: true, scrape_interval: 1s");
+
+    loop {
+        std::thread::park();
+    }
+}

@@ -1,0 +1,8 @@
+//! Shared pieces of the integration tests: a synthetic exporter emulating a
+//! small cluster (and the truth it implies), real Prometheus and agent
+//! processes, SPEC §3's queries evaluated directly, and CSV comparison.
+
+pub mod exporter;
+pub mod prometheus;
+pub mod promql;
+pub mod table;

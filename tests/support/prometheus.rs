@@ -1,0 +1,291 @@
+//! Real processes for the integration tests: a Prometheus server scraping the
+//! synthetic exporter, and the agent binary itself. Everything listens on
+//! loopback only and is killed (and its temporary directory removed) on drop.
+
+use std::fs;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Where Debian's `prometheus` package puts the server; `PROMETHEUS_BIN` overrides it.
+const DEFAULT_PROMETHEUS: &str = "/usr/bin/prometheus";
+
+/// A free TCP port on 127.0.0.1 (bound once, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("cannot bind a loopback port")
+}
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "prometheus-agent-{tag}-{}-{}-{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let path = std::env::temp_dir().join(name);
+        fs::create_dir_all(&path).expect("cannot create a temporary directory");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `curl -sS -f URL`: the body, or curl's own error line.
+pub fn curl(url: &str) -> Result<String, String> {
+    run_curl(&["-sS", "-f", "--max-time", "10", url])
+}
+
+fn run_curl(args: &[&str]) -> Result<String, String> {
+    let output = Command::new("curl")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run curl ({e}): is curl installed?"))?;
+    if output.status.success() {
+        String::from_utf8(output.stdout).map_err(|e| format!("non-UTF-8 answer: {e}"))
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or gives up after `timeout`.
+pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The last `lines` lines of a log file, for failure messages.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn prometheus_binary() -> PathBuf {
+    let path = std::env::var_os("PROMETHEUS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PROMETHEUS));
+    if !path.is_file() {
+        panic!(
+            "\n\nPrometheus server not found at {}.\n\
+             These tests run a real Prometheus: run `scripts/setup` (it installs the \
+             Debian package `prometheus`), or point PROMETHEUS_BIN at a prometheus binary.\n",
+            path.display()
+        );
+    }
+    path
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A real Prometheus server scraping `targets` every second with
+/// `honor_labels: true`, so the exporter's labels (and timestamps) are kept.
+pub struct Prometheus {
+    child: Child,
+    url: String,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Prometheus {
+    pub fn start(targets: &[SocketAddr]) -> Prometheus {
+        let binary = prometheus_binary();
+        let dir = TempDir::new("prometheus");
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1m\n\
+             scrape_configs:\n  - job_name: synthetic\n    honor_labels: true\n    \
+             honor_timestamps: true\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        );
+        let config_path = dir.path().join("prometheus.yml");
+        fs::write(&config_path, config).expect("cannot write prometheus.yml");
+        let log = dir.path().join("prometheus.log");
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let child = Command::new(&binary)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--storage.tsdb.retention.time=1h")
+            .arg("--log.level=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).expect("cannot create prometheus.log"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let mut prometheus = Prometheus {
+            child,
+            url,
+            log,
+            _dir: dir,
+        };
+        let ready = wait_for(Duration::from_secs(30), || {
+            if let Ok(Some(status)) = prometheus.child.try_wait() {
+                panic!(
+                    "prometheus exited at start ({status}):\n{}",
+                    log_tail(&prometheus.log, 30)
+                );
+            }
+            curl(&format!("{}/-/ready", prometheus.url)).ok()
+        });
+        if ready.is_none() {
+            let log = log_tail(&prometheus.log, 30);
+            kill(&mut prometheus.child);
+            panic!("prometheus was not ready within 30 s:\n{log}");
+        }
+        prometheus
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn log(&self) -> String {
+        log_tail(&self.log, 50)
+    }
+
+    /// An instant query at `time_ms`; returns `data.result`.
+    pub fn query(&self, query: &str, time_ms: i64) -> Result<Vec<serde_json::Value>, String> {
+        let time = format!("time={}.{:03}", time_ms / 1000, time_ms % 1000);
+        let query_arg = format!("query={query}");
+        let url = format!("{}/api/v1/query", self.url);
+        let body = run_curl(&[
+            "-sS",
+            "--max-time",
+            "10",
+            "-G",
+            "--data-urlencode",
+            &query_arg,
+            "--data-urlencode",
+            &time,
+            &url,
+        ])?;
+        let answer: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| format!("bad JSON ({e}): {body}"))?;
+        if answer["status"] != "success" {
+            return Err(format!("query {query:?} failed: {}", answer["error"]));
+        }
+        answer["data"]["result"]
+            .as_array()
+            .cloned()
+            .ok_or_else(|| format!("no vector result for {query:?}: {body}"))
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
+/// Settings for one agent process.
+pub struct AgentConfig<'a> {
+    pub prometheus_url: &'a str,
+    pub namespace: &'a str,
+    pub update_interval: &'a str,
+    pub window: &'a str,
+}
+
+/// The agent binary, started with its configuration in the environment.
+pub struct Agent {
+    child: Child,
+    url: String,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Agent {
+    pub fn start(config: &AgentConfig) -> Agent {
+        let dir = TempDir::new("agent");
+        let log = dir.path().join("agent.log");
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_prometheus-agent"))
+            .env_remove("PROMETHEUSSERVER")
+            .env_remove("POD_NAMESPACE")
+            .env_remove("PORT")
+            .env_remove("QUERIES_FILE")
+            .env_remove("BUFFER_SIZE")
+            .env("PROMETHEUS_URL", config.prometheus_url)
+            .env("NAMESPACE", config.namespace)
+            .env("UPDATE_INTERVAL", config.update_interval)
+            .env("WINDOW", config.window)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(dir.path().join("agent.out")).expect("agent.out"))
+            .stderr(fs::File::create(&log).expect("cannot create agent.log"))
+            .spawn()
+            .expect("cannot start the agent binary");
+        let mut agent = Agent {
+            child,
+            url,
+            log,
+            _dir: dir,
+        };
+        let live = wait_for(Duration::from_secs(20), || {
+            if let Ok(Some(status)) = agent.child.try_wait() {
+                panic!("the agent exited at start ({status}):\n{}", agent.log());
+            }
+            agent.get("/livez").ok()
+        });
+        if live.is_none() {
+            panic!(
+                "the agent did not serve /livez within 20 s:\n{}",
+                agent.log()
+            );
+        }
+        agent
+    }
+
+    /// `curl -sS -f` of a path of the agent.
+    pub fn get(&self, path: &str) -> Result<String, String> {
+        curl(&format!("{}{path}", self.url))
+    }
+
+    /// The end of the agent's log (its stderr).
+    pub fn log(&self) -> String {
+        log_tail(&self.log, 60)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
