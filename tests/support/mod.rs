@@ -2,6 +2,9 @@
 //! small cluster (and the truth it implies), real Prometheus and agent
 //! processes, SPEC §3's queries evaluated directly, and CSV comparison.
 
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
 pub mod exporter;
 pub mod prometheus;
 pub mod promql;

@@ -123,10 +123,13 @@ impl Prometheus {
         let binary = prometheus_binary();
         let dir = TempDir::new("prometheus");
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let query_log = dir.path().join("queries.log");
         let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1m\n\
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1m\n  \
+             query_log_file: {}\n\
              scrape_configs:\n  - job_name: synthetic\n    honor_labels: true\n    \
              honor_timestamps: true\n    static_configs:\n      - targets: [{}]\n",
+            query_log.display(),
             targets.join(", ")
         );
         let config_path = dir.path().join("prometheus.yml");
@@ -177,6 +180,28 @@ impl Prometheus {
 
     pub fn log(&self) -> String {
         log_tail(&self.log, 50)
+    }
+
+    /// Every query Prometheus evaluated so far, from its query log: (query, evaluation time).
+    pub fn query_log(&self) -> Vec<(String, String)> {
+        let path = self.log.with_file_name("queries.log");
+        fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|entry| {
+                let params = &entry["params"];
+                Some((
+                    params["query"].as_str()?.to_string(),
+                    params["end"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Stops the server (an outage, as far as the agent can tell).
+    pub fn stop(&mut self) {
+        kill(&mut self.child);
     }
 
     /// An instant query at `time_ms`; returns `data.result`.
@@ -231,6 +256,11 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(config: &AgentConfig) -> Agent {
+        Agent::start_with(config, &[])
+    }
+
+    /// Starts the agent with further environment variables (`QUERIES_FILE`, `BUFFER_SIZE`, …).
+    pub fn start_with(config: &AgentConfig, extra_env: &[(&str, &str)]) -> Agent {
         let dir = TempDir::new("agent");
         let log = dir.path().join("agent.log");
         let port = free_port();
@@ -247,6 +277,7 @@ impl Agent {
             .env("WINDOW", config.window)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "info")
+            .envs(extra_env.iter().copied())
             .stdin(Stdio::null())
             .stdout(fs::File::create(dir.path().join("agent.out")).expect("agent.out"))
             .stderr(fs::File::create(&log).expect("cannot create agent.log"))
@@ -281,6 +312,37 @@ impl Agent {
     /// The end of the agent's log (its stderr).
     pub fn log(&self) -> String {
         log_tail(&self.log, 60)
+    }
+
+    /// The agent's whole log.
+    pub fn full_log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. "TERM") and waits up to 10 s for the exit: its status and how long
+    /// it took.
+    pub fn signal_and_wait(
+        &mut self,
+        signal: &str,
+    ) -> (Option<std::process::ExitStatus>, Duration) {
+        let sent = Instant::now();
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
+        let status = wait_for(Duration::from_secs(10), || {
+            self.child.try_wait().ok().flatten()
+        });
+        (status, sent.elapsed())
     }
 }
 

@@ -1,0 +1,418 @@
+//! The agent as a process: configuration errors, the poll schedule, what it asks Prometheus,
+//! the HTTP API seen through the real `curl`, Prometheus failures, and signals.
+//!
+//! Needs /usr/bin/prometheus (`scripts/setup` installs it) and curl.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use support::exporter::{Convention, Exporter, NAMESPACE, Scenario, now_ms};
+use support::prometheus::{Agent, AgentConfig, Prometheus, TempDir, wait_for};
+use support::table::{Table, parse_rfc3339_ms};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_prometheus-agent");
+
+/// Runs the agent binary with only `env` set; returns (exit code, stdout, stderr).
+fn run_agent(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let output = Command::new(AGENT)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("cannot run the agent binary");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `curl -s -i` with a method: (status code, headers, body).
+fn http(method: &str, url: &str) -> (u16, String, String) {
+    let mut args = vec!["-s", "-i", "--max-time", "10", "-X", method, url];
+    if method == "HEAD" {
+        args = vec!["-s", "-I", "--max-time", "10", url];
+    }
+    let output = Command::new("curl")
+        .args(&args)
+        .output()
+        .expect("cannot run curl");
+    let text = String::from_utf8_lossy(&output.stdout).replace("\r\n", "\n");
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_lowercase(), body.to_string())
+}
+
+struct Stack {
+    _exporter: Exporter,
+    prometheus: Prometheus,
+}
+
+fn stack() -> Stack {
+    let exporter = Exporter::start("127.0.0.1:0", Scenario::new(Convention::A))
+        .expect("cannot start the exporter");
+    let prometheus = Prometheus::start(&[exporter.addr()]);
+    // Rates need two scrapes: start agents only once Prometheus can compute them.
+    wait_for(Duration::from_secs(30), || {
+        let rates = prometheus
+            .query("rate(container_cpu_usage_seconds_total[10s])", now_ms())
+            .ok()?;
+        (!rates.is_empty()).then_some(())
+    })
+    .unwrap_or_else(|| panic!("Prometheus has no rates:\n{}", prometheus.log()));
+    Stack {
+        _exporter: exporter,
+        prometheus,
+    }
+}
+
+fn agent(prometheus: &Prometheus, interval: &str, extra: &[(&str, &str)]) -> Agent {
+    Agent::start_with(
+        &AgentConfig {
+            prometheus_url: prometheus.url(),
+            namespace: NAMESPACE,
+            update_interval: interval,
+            window: "10s",
+        },
+        extra,
+    )
+}
+
+/// Waits until `path` has at least `rows` data rows; returns the parsed table.
+fn wait_rows(agent: &Agent, path: &str, rows: usize) -> Table {
+    wait_for(Duration::from_secs(60), || {
+        let table = Table::parse(&agent.get(path).ok()?).ok()?;
+        (table.rows.len() >= rows).then_some(table)
+    })
+    .unwrap_or_else(|| panic!("{path} never had {rows} rows:\n{}", agent.log()))
+}
+
+#[test]
+fn bad_configuration_stops_at_start_naming_the_variable() {
+    let queries = TempDir::new("queries");
+    let unknown_column = queries.path().join("unknown.json");
+    std::fs::write(&unknown_column, r#"{"nodes": {"watts": "up"}}"#).expect("write");
+    let unknown = unknown_column.to_string_lossy().into_owned();
+    for (variable, value) in [
+        ("UPDATE_INTERVAL", "soon"),
+        ("WINDOW", "-1m"),
+        ("NAMESPACE", "Not_A_Label"),
+        ("POD_NAMESPACE", "a\"} or vector(1) #"),
+        ("PROMETHEUS_URL", "prometheus:9090"),
+        ("PROMETHEUSSERVER", "ftp://x"),
+        ("PORT", "99999"),
+        ("LISTEN_ADDR", "here"),
+        ("BUFFER_SIZE", "0"),
+        ("MAX_STREAMS", "many"),
+        ("PROMETHEUS_TIMEOUT", "0s"),
+        ("PROMETHEUS_HEADERS", "X-Org"),
+        ("PROMETHEUS_BEARER_TOKEN_FILE", "/nonexistent/token"),
+        ("PROMETHEUS_CA_FILE", "/nonexistent/ca.pem"),
+        ("QUERIES_FILE", "/nonexistent/queries.json"),
+        ("QUERIES_FILE", unknown.as_str()),
+    ] {
+        let (code, _, stderr) = run_agent(&[], &[(variable, value)]);
+        assert_eq!(code, Some(2), "{variable}={value}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{variable}={value}: {stderr}");
+        assert!(
+            lines[0].contains(variable),
+            "{variable}={value}: {}",
+            lines[0]
+        );
+    }
+    let (code, _, stderr) = run_agent(&["--frobnicate"], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+}
+
+#[test]
+fn help_lists_every_variable_and_version_prints() {
+    let (code, help, _) = run_agent(&["--help"], &[]);
+    assert_eq!(code, Some(0));
+    for variable in [
+        "PROMETHEUS_URL",
+        "PROMETHEUSSERVER",
+        "NAMESPACE",
+        "UPDATE_INTERVAL",
+        "WINDOW",
+        "PORT",
+        "LISTEN_ADDR",
+        "BUFFER_SIZE",
+        "MAX_STREAMS",
+        "QUERIES_FILE",
+        "PROMETHEUS_TIMEOUT",
+        "PROMETHEUS_BEARER_TOKEN_FILE",
+        "PROMETHEUS_CA_FILE",
+        "PROMETHEUS_HEADERS",
+        "RUST_LOG",
+    ] {
+        assert!(help.contains(variable), "--help lacks {variable}");
+    }
+    let (code, version, _) = run_agent(&["--version"], &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        version.trim(),
+        format!("prometheus-agent {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn first_cycle_at_once_then_a_fixed_schedule_with_one_time_per_cycle() {
+    let stack = stack();
+    // An hour-long interval: any row at all proves the first cycle did not wait for it.
+    let slow = agent(&stack.prometheus, "1h", &[]);
+    wait_rows(&slow, "/nodes", 1);
+    drop(slow);
+
+    let agent = agent(&stack.prometheus, "700ms", &[]);
+    let table = wait_rows(&agent, "/nodes", 3 * 6);
+    let collection = table.column("collection_time").expect("collection_time");
+    let observation = table.column("observation_time").expect("observation_time");
+    let mut cycles: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for row in &table.rows {
+        let observed = parse_rfc3339_ms(&row[observation]).expect("observation_time");
+        let collected = parse_rfc3339_ms(&row[collection]).expect("collection_time");
+        assert!(
+            collected >= observed,
+            "collected before the evaluation time"
+        );
+        cycles.entry(observed).or_default().push(collected);
+    }
+    // Every row of a cycle shares its times.
+    for collected in cycles.values() {
+        assert!(collected.iter().all(|c| *c == collected[0]), "{cycles:?}");
+    }
+    // Evaluation times step by exactly the interval (no drift), bar skipped ticks.
+    let times: Vec<i64> = cycles.keys().copied().collect();
+    for pair in times.windows(2) {
+        let step = pair[1] - pair[0];
+        assert!(step > 0 && step % 700 == 0, "step {step} ms in {times:?}");
+    }
+    assert!(times.windows(2).filter(|p| p[1] - p[0] == 700).count() >= 3);
+
+    // Prometheus saw every query of a cycle with that cycle's time, and node-name mappings
+    // were asked for once, not every cycle.
+    let log = stack.prometheus.query_log();
+    let mut per_time: BTreeMap<i64, usize> = BTreeMap::new();
+    for (_, end) in &log {
+        // Go trims trailing zeros of the fraction; the agent's own parser takes any RFC 3339.
+        if let Some(t) = prometheus_agent::params::parse_since(end) {
+            *per_time.entry(t).or_default() += 1;
+        }
+    }
+    for t in &times {
+        // 8 node and 5 pod columns, all at the same evaluation time.
+        assert!(
+            per_time.get(t).copied().unwrap_or(0) >= 13,
+            "time {t}: {per_time:?}"
+        );
+    }
+    for mapping in ["kube_node_info", "node_uname_info", "kube_pod_info"] {
+        let asked = log.iter().filter(|(q, _)| q.contains(mapping)).count();
+        assert!(
+            (1..=2).contains(&asked),
+            "{mapping} asked {asked} times over {} cycles",
+            times.len() + 1
+        );
+    }
+}
+
+#[test]
+fn downloads_parameters_and_errors_over_http() {
+    let stack = stack();
+    let agent = agent(&stack.prometheus, "500ms", &[("BUFFER_SIZE", "12")]);
+    let full = wait_rows(&agent, "/nodes", 12);
+    let base = agent.url();
+
+    let (status, head, body) = http("GET", &format!("{base}/nodes"));
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/csv"), "{head}");
+    assert!(
+        head.contains("content-disposition: attachment; filename=\"nodes.csv\""),
+        "{head}"
+    );
+    assert_eq!(
+        body.lines().count(),
+        13,
+        "ring buffer keeps BUFFER_SIZE rows"
+    );
+    let (_, head, _) = http("GET", &format!("{base}/pods"));
+    assert!(head.contains("filename=\"pods.csv\""), "{head}");
+    let (status, head, body) = http("HEAD", &format!("{base}/download"));
+    assert_eq!(status, 200);
+    assert!(head.contains("content-disposition"), "{head}");
+    assert!(body.is_empty());
+
+    // /download is /nodes; snapshots are non-destructive.
+    let download = Table::parse(&agent.get("/download").expect("download")).expect("csv");
+    assert_eq!(download.header, full.header);
+    assert_eq!(download.rows.len(), 12);
+
+    let last = Table::parse(&agent.get("/nodes?size=2").expect("size")).expect("csv");
+    assert_eq!(last.rows.len(), 2);
+    let zero = agent.get("/nodes?size=0").expect("size=0");
+    assert_eq!(zero.lines().count(), 1);
+
+    // since: only rows collected after T (RFC 3339 or Unix seconds).
+    let now = Table::parse(&agent.get("/nodes").expect("nodes")).expect("csv");
+    let collection = now.column("collection_time").expect("column");
+    let cut = now.rows[now.rows.len() / 2][collection].clone();
+    let cut_ms = parse_rfc3339_ms(&cut).expect("time");
+    let later =
+        Table::parse(&agent.get(&format!("/nodes?since={cut}")).expect("since")).expect("csv");
+    assert!(!later.rows.is_empty());
+    for row in &later.rows {
+        assert!(parse_rfc3339_ms(&row[collection]).expect("time") > cut_ms);
+    }
+    let unix = format!("{}.{:03}", cut_ms / 1000, cut_ms % 1000);
+    let later_unix =
+        Table::parse(&agent.get(&format!("/nodes?since={unix}")).expect("since")).expect("csv");
+    let first_kept = parse_rfc3339_ms(&later_unix.rows[0][collection]).expect("time");
+    assert!(first_kept > cut_ms);
+    let future = agent
+        .get("/pods?since=2999-01-01T00:00:00Z")
+        .expect("future");
+    assert_eq!(future.lines().count(), 1);
+
+    for (method, path, status) in [
+        ("GET", "/nodes?size=13", 400),
+        ("GET", "/nodes?size=-1", 400),
+        ("GET", "/pods?since=yesterday", 400),
+        ("GET", "/pods?limit=5", 400),
+        ("GET", "/nowhere", 404),
+        ("GET", "/nodes/", 404),
+        ("POST", "/nodes", 405),
+        ("DELETE", "/metrics", 405),
+    ] {
+        let (got, _, body) = http(method, &format!("{base}{path}"));
+        assert_eq!(got, status, "{method} {path}: {body}");
+        assert_eq!(
+            body.trim_end().lines().count(),
+            1,
+            "{method} {path}: {body:?}"
+        );
+    }
+
+    let (status, _, body) = http("GET", &format!("{base}/livez"));
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let (status, _, _) = http("GET", &format!("{base}/readyz"));
+    assert_eq!(status, 200);
+    let (status, _, index) = http("GET", &format!("{base}/"));
+    assert_eq!(status, 200);
+    assert!(index.contains("/nodes") && index.contains("/metrics/pods"));
+
+    let metrics = agent.get("/agent/metrics").expect("agent metrics");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+    };
+    assert!(value("prometheus_agent_cycles_total") >= 4.0);
+    assert_eq!(value("prometheus_agent_cycle_errors_total"), 0.0);
+    assert!(value("prometheus_agent_cycle_duration_seconds") > 0.0);
+    assert!(value("prometheus_agent_rows_total{table=\"nodes\"}") >= 12.0);
+    assert_eq!(
+        value("prometheus_agent_rows_buffered{table=\"nodes\"}"),
+        12.0
+    );
+    let rss = value("prometheus_agent_resident_memory_bytes");
+    assert!(rss > 1e6 && rss < 1e9, "RSS {rss}");
+}
+
+#[test]
+fn a_failing_query_empties_only_its_column_and_logs_prometheus_text() {
+    let stack = stack();
+    let dir = TempDir::new("queries");
+    let file = dir.path().join("queries.json");
+    std::fs::write(
+        &file,
+        r#"{"nodes": {"cpu_usage": "sum by (node (", "num_processes": ""},
+            "pods": {"wattage_scaph": "   "}}"#,
+    )
+    .expect("write queries");
+    let file = file.to_string_lossy().into_owned();
+    let agent = agent(&stack.prometheus, "500ms", &[("QUERIES_FILE", &file)]);
+    let nodes = wait_rows(&agent, "/nodes", 6);
+    let pods = wait_rows(&agent, "/pods", 4);
+    let column = |table: &Table, name: &str| table.column(name).expect(name);
+    for row in &nodes.rows {
+        assert_eq!(row[column(&nodes, "cpu_usage")], "", "broken query → empty");
+        assert_eq!(row[column(&nodes, "num_processes")], "", "disabled → empty");
+    }
+    assert!(
+        nodes
+            .rows
+            .iter()
+            .any(|r| !r[column(&nodes, "memory_usage")].is_empty()),
+        "other columns still filled"
+    );
+    for row in &pods.rows {
+        assert_eq!(row[column(&pods, "wattage_scaph")], "");
+    }
+    assert!(
+        pods.rows
+            .iter()
+            .any(|r| !r[column(&pods, "cpu_usage")].is_empty())
+    );
+
+    let log = agent.full_log();
+    // Prometheus's own words, once, not once per cycle.
+    let mentions = log.lines().filter(|l| l.contains("parse error")).count();
+    assert_eq!(mentions, 1, "{log}");
+    assert!(log.contains("nodes.cpu_usage"), "{log}");
+    assert!(log.contains("bad_data"), "{log}");
+    let metrics = agent.get("/agent/metrics").expect("metrics");
+    assert!(
+        metrics
+            .contains("prometheus_agent_query_errors_total{table=\"nodes\",column=\"cpu_usage\"}"),
+        "{metrics}"
+    );
+    assert_eq!(agent.get("/readyz").expect("readyz").trim(), "ok");
+}
+
+#[test]
+fn prometheus_outage_turns_readyz_503_and_keeps_serving() {
+    let mut stack = stack();
+    let agent = agent(&stack.prometheus, "300ms", &[]);
+    let before = wait_rows(&agent, "/nodes", 3);
+    stack.prometheus.stop();
+    let reason = wait_for(Duration::from_secs(10), || {
+        let (status, _, body) = http("GET", &format!("{}/readyz", agent.url()));
+        (status == 503).then_some(body)
+    })
+    .unwrap_or_else(|| panic!("/readyz stayed ready:\n{}", agent.log()));
+    assert!(reason.contains("Connection refused"), "{reason}");
+    assert_eq!(reason.trim_end().lines().count(), 1);
+    // The buffer is still served and the agent keeps running.
+    let after = Table::parse(&agent.get("/nodes").expect("nodes")).expect("csv");
+    assert!(after.rows.len() >= before.rows.len());
+    assert_eq!(agent.get("/livez").expect("livez").trim(), "ok");
+    let log = agent.full_log();
+    assert!(log.contains("cycle skipped"), "{log}");
+    assert_eq!(
+        log.lines().filter(|l| l.contains("cycle skipped")).count(),
+        1,
+        "a persisting outage is logged once:\n{log}"
+    );
+}
+
+#[test]
+fn sigterm_and_sigint_exit_zero_within_two_seconds() {
+    let stack = stack();
+    for signal in ["TERM", "INT"] {
+        let mut agent = agent(&stack.prometheus, "1s", &[]);
+        wait_rows(&agent, "/nodes", 1);
+        let (status, took) = agent.signal_and_wait(signal);
+        let status = status.unwrap_or_else(|| panic!("SIG{signal}: still running"));
+        assert_eq!(status.code(), Some(0), "SIG{signal}");
+        assert!(took < Duration::from_secs(2), "SIG{signal} took {took:?}");
+    }
+}

@@ -1,0 +1,431 @@
+//! `prometheus-agent check` (SPEC §6) against real Prometheus servers: unreachable, empty
+//! (no exporter at all), scraping the synthetic cluster of tests/support/exporter.rs under
+//! both label conventions, and scraping a bare exporter whose series need hints (an address
+//! that no mapping series names, Scaphandre without `--containers`).
+//!
+//! Needs /usr/bin/prometheus (`scripts/setup` installs it) and curl.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use support::exporter::{Cell, Convention, Exporter, NAMESPACE, Row, Scenario};
+use support::prometheus::{Prometheus, free_port, wait_for};
+
+/// Every value column, as `check` names them.
+const NODE_VALUE_COLUMNS: [&str; 8] = [
+    "cpu_usage",
+    "memory_usage",
+    "network_usage",
+    "wattage",
+    "num_processes",
+    "kepler_wattage",
+    "scaph_wattage",
+    "wattage_auxilary",
+];
+const POD_VALUE_COLUMNS: [&str; 5] = [
+    "cpu_usage",
+    "memory_usage",
+    "network_usage",
+    "wattage_kepler",
+    "wattage_scaph",
+];
+
+/// `prometheus-agent check` with a clean configuration.
+fn run_check(prometheus_url: &str, namespace: &str, window: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prometheus-agent"))
+        .arg("check")
+        .env_remove("PROMETHEUSSERVER")
+        .env_remove("POD_NAMESPACE")
+        .env_remove("QUERIES_FILE")
+        .env_remove("PROMETHEUS_HEADERS")
+        .env_remove("PROMETHEUS_BEARER_TOKEN_FILE")
+        .env_remove("PROMETHEUS_CA_FILE")
+        .env("PROMETHEUS_URL", prometheus_url)
+        .env("NAMESPACE", namespace)
+        .env("WINDOW", window)
+        .env("PROMETHEUS_TIMEOUT", "5s")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run the agent binary")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "exit status: {}\n--- stdout\n{}--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// One column line of the report, with the hint printed under it.
+#[derive(Debug, Clone, PartialEq)]
+struct Line {
+    series: String,
+    rows: BTreeSet<String>,
+    hint: Option<String>,
+}
+
+/// Parses the report: `TABLE COLUMN SERIES ROWS` lines, each optionally followed by an
+/// indented `hint: ...` line. Keyed by `table.column`.
+fn parse_report(stdout: &str) -> BTreeMap<String, Line> {
+    let mut lines = BTreeMap::new();
+    let mut last: Option<String> = None;
+    let mut in_table = false;
+    for line in stdout.lines() {
+        if line.starts_with("TABLE ") {
+            in_table = true;
+            continue;
+        }
+        if !in_table {
+            continue;
+        }
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some(hint) = line.trim_start().strip_prefix("hint: ") {
+            let key = last.clone().expect("a hint before any column line");
+            if let Some(entry) = lines.get_mut(&key) {
+                let entry: &mut Line = entry;
+                entry.hint = Some(hint.to_string());
+            }
+            continue;
+        }
+        let (fields, rest) = leading_fields(line, 3);
+        assert!(fields.len() == 3, "unexpected report line {line:?}");
+        let (table, column, series) = (fields[0], fields[1], fields[2]);
+        let rows = if series == "error" || rest == "(none)" || rest == "disabled" {
+            BTreeSet::new()
+        } else {
+            rest.split(", ").map(str::to_string).collect()
+        };
+        let key = format!("{table}.{column}");
+        lines.insert(
+            key.clone(),
+            Line {
+                series: series.to_string(),
+                rows,
+                hint: None,
+            },
+        );
+        last = Some(key);
+    }
+    lines
+}
+
+/// The first `n` whitespace-separated fields of `line` and the trimmed text after them.
+fn leading_fields(line: &str, n: usize) -> (Vec<&str>, &str) {
+    let mut fields = Vec::new();
+    let mut rest = line;
+    while fields.len() < n {
+        let trimmed = rest.trim_start();
+        if trimmed.is_empty() {
+            break;
+        }
+        let end = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+        fields.push(&trimmed[..end]);
+        rest = &trimmed[end..];
+    }
+    (fields, rest.trim())
+}
+
+fn all_columns() -> Vec<String> {
+    NODE_VALUE_COLUMNS
+        .iter()
+        .map(|c| format!("nodes.{c}"))
+        .chain(POD_VALUE_COLUMNS.iter().map(|c| format!("pods.{c}")))
+        .collect()
+}
+
+#[test]
+fn unreachable_prometheus_exits_1_and_names_the_error() {
+    // A port that was free a moment ago: nothing listens there.
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let output = run_check(&url, "exp", "1m");
+    let report = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&url), "the error names the URL:\n{report}");
+    assert!(
+        stderr.contains("unreachable") && stderr.to_lowercase().contains("refused"),
+        "the error says why:\n{report}"
+    );
+}
+
+#[test]
+fn bad_configuration_exits_2() {
+    let output = Command::new(env!("CARGO_BIN_EXE_prometheus-agent"))
+        .arg("check")
+        .env("UPDATE_INTERVAL", "soon")
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run the agent binary");
+    let report = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{report}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("UPDATE_INTERVAL"),
+        "{report}"
+    );
+}
+
+#[test]
+fn prometheus_without_exporters_reports_every_column_empty_with_a_hint() {
+    let prometheus = Prometheus::start(&[]);
+    let output = run_check(prometheus.url(), "exp", "1m");
+    let report = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(prometheus.url()), "{report}");
+    let lines = parse_report(&stdout);
+    let columns: Vec<String> = lines.keys().cloned().collect();
+    let mut expected = all_columns();
+    expected.sort();
+    assert_eq!(columns, expected, "one line per column:\n{report}");
+    for (column, line) in &lines {
+        assert_eq!(line.series, "0", "{column}:\n{report}");
+        assert!(line.rows.is_empty(), "{column}:\n{report}");
+        assert!(line.hint.is_some(), "{column} has no hint:\n{report}");
+    }
+    let hint = |column: &str| lines[column].hint.clone().unwrap_or_default();
+    assert_eq!(
+        hint("nodes.kepler_wattage"),
+        "no Kepler series: is Kepler installed and scraped?"
+    );
+    assert_eq!(
+        hint("pods.wattage_kepler"),
+        "no Kepler series: is Kepler installed and scraped?"
+    );
+    assert!(
+        hint("nodes.wattage").starts_with("no IPMI/DCMI power meter or Kepler platform series"),
+        "{report}"
+    );
+    assert!(
+        hint("nodes.cpu_usage").contains("node-exporter"),
+        "{report}"
+    );
+    assert!(hint("pods.cpu_usage").contains("cAdvisor"), "{report}");
+    assert!(
+        hint("pods.wattage_scaph").contains("Scaphandre"),
+        "{report}"
+    );
+    assert!(
+        stdout.contains("0 of 13 columns have values"),
+        "summary line:\n{report}"
+    );
+}
+
+/// The rows of a truth table that have a value in `column`.
+fn rows_with_value(rows: &[Row], key: &str, column: &str) -> BTreeSet<String> {
+    rows.iter()
+        .filter(|row| matches!(row.get(column), Some(Cell::Num(Some(_)))))
+        .map(|row| row.text(key))
+        .collect()
+}
+
+/// The report once every column the truth fills has resolved the truth's rows, or the last
+/// report seen after a timeout.
+fn settled_report(
+    prometheus: &Prometheus,
+    scenario: &Scenario,
+) -> (Result<BTreeMap<String, Line>, String>, String) {
+    let nodes = scenario.expected_nodes(10.0);
+    let pods = scenario.expected_pods(NAMESPACE);
+    let mut expected: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for column in NODE_VALUE_COLUMNS {
+        expected.insert(
+            format!("nodes.{column}"),
+            rows_with_value(&nodes, "instance", column),
+        );
+    }
+    for column in POD_VALUE_COLUMNS {
+        expected.insert(
+            format!("pods.{column}"),
+            rows_with_value(&pods, "name", column),
+        );
+    }
+    let mut last = String::new();
+    let settled = wait_for(Duration::from_secs(60), || {
+        let output = run_check(prometheus.url(), NAMESPACE, "10s");
+        last = text(&output);
+        if output.status.code() != Some(0) {
+            return None;
+        }
+        let lines = parse_report(&String::from_utf8_lossy(&output.stdout));
+        let resolved: BTreeMap<String, BTreeSet<String>> = lines
+            .iter()
+            .map(|(k, l)| (k.clone(), l.rows.clone()))
+            .collect();
+        (resolved == expected).then_some(lines)
+    });
+    match settled {
+        Some(lines) => (Ok(lines), last),
+        None => (
+            Err(format!(
+                "check never resolved the scenario's rows; expected per column:\n{expected:#?}"
+            )),
+            last,
+        ),
+    }
+}
+
+fn check_with_exporters(convention: Convention) {
+    let scenario = Scenario::new(convention);
+    let exporter =
+        Exporter::start("127.0.0.1:0", scenario.clone()).expect("cannot start the exporter");
+    let prometheus = Prometheus::start(&[exporter.addr()]);
+    let (lines, report) = settled_report(&prometheus, &scenario);
+    let lines = match lines {
+        Ok(lines) => lines,
+        Err(e) => panic!("{convention:?}: {e}\nlast report:\n{report}"),
+    };
+    for (column, line) in &lines {
+        let series: usize = line
+            .series
+            .parse()
+            .unwrap_or_else(|_| panic!("{column}: series {:?}:\n{report}", line.series));
+        if line.rows.is_empty() {
+            assert!(
+                line.hint.is_some(),
+                "{column} empty without hint:\n{report}"
+            );
+        } else {
+            assert!(series >= line.rows.len(), "{column}:\n{report}");
+            assert_eq!(line.hint, None, "{column} has values and a hint:\n{report}");
+        }
+    }
+    // Addresses (worker-3 is known only through node_uname_info) resolved to names.
+    assert_eq!(
+        lines["nodes.cpu_usage"].rows,
+        ["worker-1", "worker-2", "worker-3"]
+            .map(String::from)
+            .into(),
+        "{report}"
+    );
+    assert!(lines["pods.cpu_usage"].rows.contains("db-0"), "{report}");
+    assert!(
+        !report.contains("unmapped node addresses"),
+        "every address maps to a node:\n{report}"
+    );
+    drop(exporter);
+}
+
+#[test]
+fn check_with_kube_prometheus_stack_labels() {
+    check_with_exporters(Convention::A);
+}
+
+#[test]
+fn check_with_prometheus_chart_labels() {
+    check_with_exporters(Convention::B);
+}
+
+/// A bare exporter: a node-exporter gauge and Scaphandre per-process series without
+/// `kubernetes_*` labels (Scaphandre run without `--containers`). Prometheus labels them
+/// `instance="127.0.0.1:<port>"`, an address no mapping series names.
+struct BareExporter {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BareExporter {
+    fn start() -> BareExporter {
+        let server = tiny_http::Server::http("127.0.0.1:0").expect("cannot bind the exporter");
+        let port = server
+            .server_addr()
+            .to_ip()
+            .map(|a| a.port())
+            .expect("exporter address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::SeqCst) {
+                let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(100)) else {
+                    continue;
+                };
+                let body = "# TYPE node_procs_running gauge\n\
+                            node_procs_running 3\n\
+                            # TYPE scaph_process_power_consumption_microwatts gauge\n\
+                            scaph_process_power_consumption_microwatts{pid=\"1\",exe=\"init\"} 250000\n\
+                            scaph_process_power_consumption_microwatts{pid=\"2\",exe=\"stress\"} 4000000\n";
+                let _ = request.respond(tiny_http::Response::from_string(body));
+            }
+        });
+        BareExporter {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for BareExporter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn hints_for_unmapped_addresses_and_scaphandre_without_containers() {
+    let exporter = BareExporter::start();
+    let prometheus = Prometheus::start(&[format!("127.0.0.1:{}", exporter.port)
+        .parse()
+        .expect("socket address")]);
+    let mut report = String::new();
+    let lines = wait_for(Duration::from_secs(30), || {
+        let output = run_check(prometheus.url(), "exp", "10s");
+        report = text(&output);
+        let lines = parse_report(&String::from_utf8_lossy(&output.stdout));
+        (output.status.code() == Some(0)
+            && lines
+                .get("nodes.num_processes")
+                .is_some_and(|l| !l.rows.is_empty()))
+        .then_some(lines)
+    })
+    .unwrap_or_else(|| panic!("the exporter's series never showed up:\n{report}"));
+    assert_eq!(
+        lines["nodes.num_processes"].rows,
+        BTreeSet::from(["127.0.0.1".to_string()]),
+        "{report}"
+    );
+    assert!(
+        report.contains("unmapped node addresses: 127.0.0.1"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "node shown as an IP: kube-state-metrics kube_node_info or node_uname_info missing"
+        ),
+        "{report}"
+    );
+    assert_eq!(
+        lines["pods.wattage_scaph"].hint.as_deref(),
+        Some(
+            "Scaphandre per-process series lack kubernetes_* labels: run Scaphandre with --containers"
+        ),
+        "{report}"
+    );
+    // Per-process series exist, the host-level one does not.
+    assert_eq!(
+        lines["nodes.scaph_wattage"].hint.as_deref(),
+        Some(
+            "Scaphandre is scraped but exports no host power (scaph_host_power_microwatts): \
+             can it read the host's RAPL/powercap sensors?"
+        ),
+        "{report}"
+    );
+    assert_eq!(
+        lines["nodes.wattage_auxilary"].rows,
+        BTreeSet::from(["127.0.0.1".to_string()]),
+        "{report}"
+    );
+}
