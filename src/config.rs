@@ -19,6 +19,8 @@ prometheus-agent: polls Prometheus for per-node and per-pod CPU, memory, network
 figures of one namespace and serves them as CSV downloads and live streams.
 
 Usage: prometheus-agent [--help | --version]
+       prometheus-agent check    run one cycle, print per column what Prometheus answered
+                                 and a hint for each empty column; exit 1 if unreachable
 
 Configuration (environment):
   PROMETHEUS_URL     Prometheus base URL, path prefix allowed    [http://localhost:9090]

@@ -2,6 +2,7 @@
 //! serves them as CSV. Modules follow the data: configuration → Prometheus client → queries
 //! → identity → table → poller → server; `main` wires them together.
 
+pub mod check;
 pub mod config;
 pub mod identity;
 pub mod params;

@@ -34,6 +34,17 @@ fn main() -> ExitCode {
             println!("prometheus-agent {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        Some("check") => {
+            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+                .init();
+            return match Config::from_env(&ProcessEnv) {
+                Ok(config) => prometheus_agent::check::run(&config),
+                Err(e) => {
+                    eprintln!("prometheus-agent: {e}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            };
+        }
         Some(other) => {
             eprintln!("prometheus-agent: unknown argument {other:?}; see --help");
             return ExitCode::from(EXIT_CONFIG);

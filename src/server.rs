@@ -219,20 +219,23 @@ fn respond(request: Request, reply: Reply) {
     }
 }
 
-/// A client that sends no request bytes for this long is disconnected (idle keep-alive,
-/// slowloris); one that accepts no response bytes for `WRITE_TIMEOUT` is too slow.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A blocked write gives up after this long. No read timeout is set: on the listening socket
+/// SO_RCVTIMEO would also make `accept` time out, which ends tiny_http's accept loop.
+pub const SOCKET_SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Kernel send buffer per connection (Linux doubles it). Bounds the memory a stuck client can
+/// pin, which the container's memory limit is charged for, and makes a stuck client show up
+/// as a blocked write instead of megabytes silently queued.
+pub const SEND_BUFFER: usize = 64 * 1024;
 
-/// Binds `addr` with socket timeouts. tiny_http never exposes its sockets, but on Linux an
-/// accepted socket inherits SO_RCVTIMEO/SO_SNDTIMEO from the listening socket.
+/// Binds `addr` with socket timeouts and a bounded send buffer. tiny_http never exposes its
+/// sockets, but on Linux an accepted socket inherits these options from the listening socket.
 fn bind(addr: SocketAddr) -> Result<Server, String> {
     let fail = |e: &dyn std::fmt::Display| format!("cannot listen on {addr}: {e}");
     let listener = std::net::TcpListener::bind(addr).map_err(|e| fail(&e))?;
     let socket = socket2::SockRef::from(&listener);
     socket
-        .set_read_timeout(Some(READ_TIMEOUT))
-        .and_then(|()| socket.set_write_timeout(Some(WRITE_TIMEOUT)))
+        .set_write_timeout(Some(SOCKET_SEND_TIMEOUT))
+        .and_then(|()| socket.set_send_buffer_size(SEND_BUFFER))
         .map_err(|e| fail(&e))?;
     Server::from_listener(listener, None).map_err(|e| fail(&e))
 }

@@ -16,10 +16,14 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
-use crate::table::{Ended, RowFilter, Table};
+use crate::table::{Ended, RowFilter, Subscription, Table};
 
 /// WebSocket ping period; port-forwards drop connections idle for longer than ~30 s.
 pub const PING_INTERVAL: Duration = Duration::from_secs(10);
+/// A message that cannot be written completely within this long marks the client as too slow
+/// (a blocked write is retried while it makes progress, each try bounded by the socket's
+/// send timeout).
+pub const MESSAGE_DEADLINE: Duration = Duration::from_secs(10);
 /// Stack of a stream thread; it only formats frames.
 const STREAM_STACK: usize = 128 * 1024;
 
@@ -136,18 +140,18 @@ pub fn start(request: Request, table: Arc<Table>, filter: RowFilter, slot: Slot,
                     "chunked HTTP"
                 }
             );
-            let end = if websocket {
+            let exit = if websocket {
                 websocket_stream(request, &table, &subscription, &filter, &streams)
             } else {
                 chunked_stream(request, &table, &subscription, &filter, &streams)
             };
-            match end {
-                Ended::TooSlow => {
+            match exit {
+                Exit::Ended(Ended::TooSlow) | Exit::Stuck => {
                     streams.note_dropped_slow(1);
                     warn!("stream {path} of {peer} disconnected: client too slow to keep up");
                 }
-                Ended::Shutdown => debug!("stream {path} of {peer} closed for shutdown"),
-                Ended::Idle => info!("stream {path} of {peer} closed by the client"),
+                Exit::Ended(_) => debug!("stream {path} of {peer} closed for shutdown"),
+                Exit::Gone => info!("stream {path} of {peer} closed by the client"),
             }
         });
     if let Err(e) = spawned {
@@ -155,30 +159,90 @@ pub fn start(request: Request, table: Arc<Table>, filter: RowFilter, slot: Slot,
     }
 }
 
-/// What a write failure means: a client that stopped reading hits the socket send timeout.
-fn write_failure(e: &std::io::Error) -> Ended {
-    match e.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Ended::TooSlow,
-        _ => Ended::Idle,
+/// A writer that fails once the current message is past its deadline, so a client whose
+/// window opens a few bytes at a time cannot hold a stream thread indefinitely.
+struct Deadline<W> {
+    inner: W,
+    until: Instant,
+}
+
+impl<W> Deadline<W> {
+    fn new(inner: W) -> Self {
+        Deadline {
+            inner,
+            until: Instant::now() + MESSAGE_DEADLINE,
+        }
+    }
+
+    /// Starts the clock for the next message.
+    fn arm(&mut self) {
+        self.until = Instant::now() + MESSAGE_DEADLINE;
+    }
+
+    fn check(&self) -> std::io::Result<()> {
+        if Instant::now() > self.until {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client accepts no data",
+            ));
+        }
+        Ok(())
     }
 }
 
-fn ws_failure(e: &tungstenite::Error) -> Ended {
+impl<W: Write> Write for Deadline<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.check()?;
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.flush()
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Deadline<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+/// How a stream ended, as seen by its thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    /// The subscription ended (shutdown, or cut off by the poller as too slow).
+    Ended(Ended),
+    /// A write got no byte through within the socket's send timeout: the client stopped
+    /// reading. Nothing more can be written, not even a close frame.
+    Stuck,
+    /// The client went away.
+    Gone,
+}
+
+/// What a write failure means: a client that stopped reading hits the socket send timeout.
+fn write_failure(e: &std::io::Error) -> Exit {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Exit::Stuck,
+        _ => Exit::Gone,
+    }
+}
+
+fn ws_failure(e: &tungstenite::Error) -> Exit {
     match e {
         tungstenite::Error::Io(io) => write_failure(io),
-        _ => Ended::Idle,
+        _ => Exit::Gone,
     }
 }
 
 /// Runs a WebSocket stream until the client leaves, falls behind, or the agent stops.
-/// `Ended::Idle` here means the client went away.
 fn websocket_stream(
     request: Request,
     table: &Table,
-    subscription: &crate::table::Subscription,
+    subscription: &Subscription,
     filter: &RowFilter,
     streams: &Streams,
-) -> Ended {
+) -> Exit {
     let key = request
         .headers()
         .iter()
@@ -195,7 +259,7 @@ fn websocket_stream(
             )
             .with_status_code(400),
         );
-        return Ended::Idle;
+        return Exit::Gone;
     };
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let mut response = Response::new(
@@ -208,113 +272,126 @@ fn websocket_stream(
     if let Ok(h) = Header::from_bytes(&b"Sec-WebSocket-Accept"[..], accept.as_bytes()) {
         response.add_header(h);
     }
+    // tiny_http adds `Upgrade: websocket` and `Connection: upgrade` itself.
     let stream = request.upgrade("websocket", response);
-    // Push-only: tiny read buffer, frames written straight through.
+    // Push-only: a tiny read buffer, frames written straight through.
     let config = WebSocketConfig::default()
         .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(256 * 1024)
         .max_message_size(Some(64 * 1024))
         .max_frame_size(Some(64 * 1024));
-    let mut ws = WebSocket::from_raw_socket(stream, Role::Server, Some(config));
+    let mut ws = WebSocket::from_raw_socket(Deadline::new(stream), Role::Server, Some(config));
 
-    let send = |ws: &mut WebSocket<_>, text: &str| -> Result<(), Ended> {
-        ws.send(Message::text(text)).map_err(|e| ws_failure(&e))
+    let exit = pump(
+        subscription,
+        filter,
+        streams,
+        |message| {
+            let message = match message {
+                Some(text) => Message::text(text),
+                None => Message::Ping(Default::default()),
+            };
+            ws.get_mut().arm();
+            ws.send(message).map_err(|e| ws_failure(&e))
+        },
+        table.header(),
+    );
+    let (code, reason) = match exit {
+        Exit::Ended(Ended::Shutdown) => (CloseCode::Away, "agent shutting down"),
+        Exit::Ended(_) => (CloseCode::Policy, "client too slow to keep up"),
+        Exit::Stuck | Exit::Gone => return exit,
     };
-    let run = |ws: &mut WebSocket<_>| -> Ended {
-        if let Err(end) = send(ws, table.header()) {
-            return end;
-        }
-        for row in &subscription.backlog {
-            if let Err(end) = send(ws, &row.line) {
-                return end;
-            }
-            streams.rows_sent.fetch_add(1, Ordering::Relaxed);
-        }
-        let mut last_ping = Instant::now();
-        loop {
-            let wait = PING_INTERVAL.saturating_sub(last_ping.elapsed());
-            match subscription.next(wait) {
-                Ok(row) if filter.accepts(&row) => {
-                    if let Err(end) = send(ws, &row.line) {
-                        return end;
-                    }
-                    streams.rows_sent.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(_) => {}
-                Err(Ended::Idle) => {
-                    if let Err(e) = ws.send(Message::Ping(Default::default())) {
-                        return ws_failure(&e);
-                    }
-                    last_ping = Instant::now();
-                }
-                Err(end) => return end,
-            }
-        }
-    };
-    let end = run(&mut ws);
-    let (code, reason) = match end {
-        Ended::Shutdown => (CloseCode::Away, "agent shutting down"),
-        Ended::TooSlow => (CloseCode::Policy, "client too slow to keep up"),
-        Ended::Idle => return end,
-    };
+    ws.get_mut().arm();
     let _ = ws.close(Some(CloseFrame {
         code,
         reason: reason.into(),
     }));
     let _ = ws.flush();
-    end
+    exit
 }
 
 /// Runs a chunked HTTP stream: the same CSV lines, one chunk per line.
 fn chunked_stream(
     request: Request,
     table: &Table,
-    subscription: &crate::table::Subscription,
+    subscription: &Subscription,
     filter: &RowFilter,
     streams: &Streams,
-) -> Ended {
+) -> Exit {
     let head_only = request.method() == &tiny_http::Method::Head;
-    let mut out = request.into_writer();
+    let mut out = Deadline::new(request.into_writer());
     let head = "HTTP/1.1 200 OK\r\nContent-Type: text/csv; charset=utf-8\r\n\
-                Content-Disposition: inline; filename=\"stream.csv\"\r\nCache-Control: no-store\r\n\
-                X-Content-Type-Options: nosniff\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
-    let mut write = |bytes: &[u8]| -> Result<(), Ended> {
+                Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\
+                Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    let mut write = |bytes: &[u8]| -> Result<(), Exit> {
+        out.arm();
         out.write_all(bytes)
             .and_then(|()| out.flush())
             .map_err(|e| write_failure(&e))
     };
-    let chunk = |line: &str| format!("{:x}\r\n{line}\r\n", line.len());
-    let run = |write: &mut dyn FnMut(&[u8]) -> Result<(), Ended>| -> Result<(), Ended> {
-        write(head.as_bytes())?;
-        if head_only {
-            return Err(Ended::Idle);
-        }
-        write(chunk(table.header()).as_bytes())?;
-        for row in &subscription.backlog {
-            write(chunk(&row.line).as_bytes())?;
-            streams.rows_sent.fetch_add(1, Ordering::Relaxed);
-        }
-        loop {
-            match subscription.next(PING_INTERVAL) {
-                Ok(row) if filter.accepts(&row) => {
-                    write(chunk(&row.line).as_bytes())?;
-                    streams.rows_sent.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(_) | Err(Ended::Idle) => {}
-                Err(end) => return Err(end),
-            }
-        }
-    };
-    let end = match run(&mut write) {
-        Err(end) => end,
-        Ok(()) => Ended::Idle,
-    };
-    if end == Ended::Shutdown {
+    if let Err(exit) = write(head.as_bytes()) {
+        return exit;
+    }
+    if head_only {
+        return Exit::Gone;
+    }
+    let exit = pump(
+        subscription,
+        filter,
+        streams,
+        |line| match line {
+            Some(line) => write(format!("{:x}\r\n{line}\r\n", line.len()).as_bytes()),
+            // HTTP has no ping; an idle stream is only checked by the next row.
+            None => Ok(()),
+        },
+        table.header(),
+    );
+    if exit == Exit::Ended(Ended::Shutdown) {
         // The terminating chunk: curl ends cleanly with the whole CSV written.
         let _ = write(b"0\r\n\r\n");
     }
-    end
+    exit
+}
+
+/// Sends the header, the backlog, then every new row passing `filter` through `send`
+/// (`None` asks for a keep-alive ping) until the subscription or a write ends it.
+fn pump(
+    subscription: &Subscription,
+    filter: &RowFilter,
+    streams: &Streams,
+    mut send: impl FnMut(Option<&str>) -> Result<(), Exit>,
+    header: &str,
+) -> Exit {
+    if let Err(exit) = send(Some(header)) {
+        return exit;
+    }
+    let sent = |send: &mut dyn FnMut(Option<&str>) -> Result<(), Exit>, line: &str| {
+        send(Some(line))?;
+        streams.rows_sent.fetch_add(1, Ordering::Relaxed);
+        Ok::<(), Exit>(())
+    };
+    for row in &subscription.backlog {
+        if let Err(exit) = sent(&mut send, &row.line) {
+            return exit;
+        }
+    }
+    let mut last_ping = Instant::now();
+    loop {
+        let wait = PING_INTERVAL.saturating_sub(last_ping.elapsed());
+        let result = match subscription.next(wait) {
+            Ok(row) if filter.accepts(&row) => sent(&mut send, &row.line),
+            Ok(_) => Ok(()),
+            Err(Ended::Idle) => {
+                last_ping = Instant::now();
+                send(None)
+            }
+            Err(end) => return Exit::Ended(end),
+        };
+        if let Err(exit) = result {
+            return exit;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -421,7 +421,7 @@ fn pod_is_locked_down() {
         let limit = quantity(&resources["limits"][what]);
         assert!(request > 0.0 && limit >= request, "{what}: {resources}");
     }
-    // Measured peak resident memory was about 8 MiB; the limit keeps ample headroom.
+    // Measured peak resident memory was about 12.5 MiB; the limit keeps ample headroom.
     let memory_limit = quantity(&resources["limits"]["memory"]);
     assert!((32.0..=256.0).contains(&memory_limit), "{resources}");
 }

@@ -1,0 +1,555 @@
+//! Live streams with real clients: `websocat` and `curl -N` capture runs to files that Python's
+//! csv module and pandas must load; 32 clients get identical rows; a client that never reads
+//! is cut off without disturbing the poller or the others; connections leave nothing behind;
+//! `since` resumes a capture.
+//!
+//! Needs /usr/bin/prometheus, curl, websocat 1.x and python3 with pandas (`scripts/setup`
+//! installs them).
+
+mod support;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use support::exporter::{Convention, Exporter, NAMESPACE, Scenario, now_ms};
+use support::prometheus::{Agent, AgentConfig, Prometheus, TempDir, wait_for};
+use support::table::{Table, parse_rfc3339_ms};
+
+struct Stack {
+    _exporter: Exporter,
+    prometheus: Prometheus,
+}
+
+fn stack() -> Stack {
+    let exporter = Exporter::start("127.0.0.1:0", Scenario::new(Convention::B))
+        .expect("cannot start the exporter");
+    let prometheus = Prometheus::start(&[exporter.addr()]);
+    wait_for(Duration::from_secs(30), || {
+        let rates = prometheus
+            .query("rate(container_cpu_usage_seconds_total[10s])", now_ms())
+            .ok()?;
+        (!rates.is_empty()).then_some(())
+    })
+    .unwrap_or_else(|| panic!("Prometheus has no rates:\n{}", prometheus.log()));
+    Stack {
+        _exporter: exporter,
+        prometheus,
+    }
+}
+
+fn agent(stack: &Stack, interval: &str, extra: &[(&str, &str)]) -> Agent {
+    Agent::start_with(
+        &AgentConfig {
+            prometheus_url: stack.prometheus.url(),
+            namespace: NAMESPACE,
+            update_interval: interval,
+            window: "10s",
+        },
+        extra,
+    )
+}
+
+fn websocat() -> &'static str {
+    let found = Command::new("websocat")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(found, "websocat is not installed: run scripts/setup");
+    "websocat"
+}
+
+/// A capture process writing a stream to a file.
+struct Capture {
+    child: Child,
+    path: PathBuf,
+}
+
+impl Capture {
+    /// `websocat -E URL > file`, stdin held open like a terminal's.
+    fn websocat(url: &str, path: PathBuf) -> Capture {
+        let child = Command::new(websocat())
+            .args(["-E", url])
+            .stdin(Stdio::piped())
+            .stdout(fs::File::create(&path).expect("capture file"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start websocat");
+        Capture { child, path }
+    }
+
+    /// `curl -sN URL > file`.
+    fn curl(url: &str, path: PathBuf) -> Capture {
+        let child = Command::new("curl")
+            .args(["-sN", url])
+            .stdout(fs::File::create(&path).expect("capture file"))
+            .spawn()
+            .expect("cannot start curl");
+        Capture { child, path }
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_for(timeout, || self.child.try_wait().ok().flatten())
+    }
+
+    fn text(&self) -> String {
+        fs::read_to_string(&self.path).unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs the Python loader on a capture; returns the number of rows it read.
+fn python_check(table: &str, path: &Path) -> usize {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/check_capture.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(table)
+        .arg(path)
+        .output()
+        .expect("cannot run python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}: {stdout}{}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("summary JSON");
+    summary["rows"].as_u64().expect("rows") as usize
+}
+
+/// A figure from `/agent/metrics`.
+fn figure(agent: &Agent, name: &str) -> f64 {
+    let text = agent.get("/agent/metrics").expect("agent metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+}
+
+fn wait_figure(agent: &Agent, name: &str, want: f64) {
+    wait_for(Duration::from_secs(60), || {
+        (figure(agent, name) == want).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{name} never reached {want} (is {}):\n{}",
+            figure(agent, name),
+            agent.log()
+        )
+    });
+}
+
+fn wait_rows(agent: &Agent, path: &str, rows: usize) -> Table {
+    wait_for(Duration::from_secs(60), || {
+        let table = Table::parse(&agent.get(path).ok()?).ok()?;
+        (table.rows.len() >= rows).then_some(table)
+    })
+    .unwrap_or_else(|| panic!("{path} never had {rows} rows:\n{}", agent.log()))
+}
+
+/// The capture must hold exactly the downloaded rows, then at most one newer cycle (the one
+/// that may have finished between the download and the shutdown).
+fn assert_capture_matches(capture: &Table, download: &Table, what: &str) {
+    assert_eq!(capture.header, download.header, "{what}: header");
+    let n = download.rows.len();
+    assert!(
+        capture.rows.len() >= n,
+        "{what}: {} < {n} rows",
+        capture.rows.len()
+    );
+    assert_eq!(capture.rows[..n], download.rows[..], "{what}: rows differ");
+    let at = download.column("collection_time").expect("collection_time");
+    let extra: std::collections::BTreeSet<&str> =
+        capture.rows[n..].iter().map(|r| r[at].as_str()).collect();
+    assert!(extra.len() <= 1, "{what}: {} extra cycles", extra.len());
+}
+
+#[test]
+fn websocat_and_curl_captures_are_complete_csv() {
+    let stack = stack();
+    let mut agent = agent(&stack, "500ms", &[("BUFFER_SIZE", "1000")]);
+    wait_rows(&agent, "/pods", 4);
+    let ws = agent.url().replace("http://", "ws://");
+    let dir = TempDir::new("captures");
+    let mut captures = [
+        (
+            "nodes",
+            Capture::websocat(&format!("{ws}/metrics"), dir.path().join("ws-nodes.csv")),
+        ),
+        (
+            "pods",
+            Capture::websocat(
+                &format!("{ws}/metrics/pods"),
+                dir.path().join("ws-pods.csv"),
+            ),
+        ),
+        (
+            "nodes",
+            Capture::curl(
+                &format!("{}/metrics", agent.url()),
+                dir.path().join("curl-nodes.csv"),
+            ),
+        ),
+        (
+            "pods",
+            Capture::curl(
+                &format!("{}/metrics/pods", agent.url()),
+                dir.path().join("curl-pods.csv"),
+            ),
+        ),
+    ];
+    wait_figure(&agent, "prometheus_agent_streams_open", 4.0);
+    let start = figure(&agent, "prometheus_agent_cycles_total");
+    wait_for(Duration::from_secs(30), || {
+        (figure(&agent, "prometheus_agent_cycles_total") >= start + 6.0).then_some(())
+    })
+    .expect("cycles while streaming");
+    let nodes = Table::parse(&agent.get("/nodes").expect("nodes")).expect("csv");
+    let pods = Table::parse(&agent.get("/pods").expect("pods")).expect("csv");
+    let (status, took) = agent.signal_and_wait("TERM");
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "agent exit");
+    assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
+
+    for (table, capture) in &mut captures {
+        // websocat -E and curl end on their own when the agent closes the streams.
+        let exit = capture.wait(Duration::from_secs(5));
+        assert!(
+            exit.is_some(),
+            "{} still running after shutdown",
+            capture.path.display()
+        );
+        let rows = python_check(table, &capture.path);
+        let parsed = Table::parse(&capture.text()).expect("capture CSV");
+        assert_eq!(parsed.rows.len(), rows);
+        let download = if *table == "nodes" { &nodes } else { &pods };
+        assert_capture_matches(&parsed, download, &capture.path.display().to_string());
+    }
+    // curl saw the final chunk: a clean end of the HTTP stream.
+    for (_, capture) in &mut captures[2..] {
+        let status = capture.wait(Duration::from_secs(1)).expect("curl exited");
+        assert!(status.success(), "curl exit {status}");
+    }
+}
+
+#[test]
+fn thirty_two_clients_get_identical_rows_and_the_next_gets_503() {
+    let stack = stack();
+    let mut agent = agent(&stack, "500ms", &[("BUFFER_SIZE", "1000")]);
+    wait_rows(&agent, "/pods", 4);
+    let url = format!("{}/metrics/pods", agent.url().replace("http://", "ws://"));
+    let dir = TempDir::new("clients");
+    let mut clients: Vec<Capture> = (0..32)
+        .map(|i| Capture::websocat(&url, dir.path().join(format!("client-{i}.csv"))))
+        .collect();
+    wait_figure(&agent, "prometheus_agent_streams_open", 32.0);
+
+    let (code, _, _) = {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &format!("{}/metrics", agent.url()),
+            ])
+            .output()
+            .expect("curl");
+        (String::from_utf8_lossy(&out.stdout).to_string(), (), ())
+    };
+    assert_eq!(code, "503", "stream 33 over HTTP");
+    let refused = Command::new(websocat())
+        .args(["-E", &url])
+        .stdin(Stdio::piped())
+        .output()
+        .expect("websocat");
+    assert!(
+        !refused.status.success(),
+        "stream 33 over WebSocket was accepted"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("503"));
+
+    let start = figure(&agent, "prometheus_agent_cycles_total");
+    wait_for(Duration::from_secs(30), || {
+        (figure(&agent, "prometheus_agent_cycles_total") >= start + 4.0).then_some(())
+    })
+    .expect("cycles while streaming");
+    let (status, _) = agent.signal_and_wait("TERM");
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    let first = {
+        let c = &mut clients[0];
+        c.wait(Duration::from_secs(5)).expect("client 0 exited");
+        c.text()
+    };
+    let rows = python_check("pods", &clients[0].path);
+    assert!(rows >= 4 * 6, "only {rows} rows");
+    for (i, client) in clients.iter_mut().enumerate().skip(1) {
+        assert!(
+            client.wait(Duration::from_secs(5)).is_some(),
+            "client {i} still running"
+        );
+        assert_eq!(client.text(), first, "client {i} differs from client 0");
+    }
+}
+
+/// A minimal WebSocket client that reads raw frames (the agent never masks).
+struct RawWebSocket {
+    stream: TcpStream,
+}
+
+impl RawWebSocket {
+    fn connect(agent: &Agent, path: &str) -> RawWebSocket {
+        Self::connect_with_buffer(agent, path, None)
+    }
+
+    /// Connects with a given receive buffer (small: the client's window fills at once).
+    fn connect_with_buffer(
+        agent: &Agent,
+        path: &str,
+        receive_buffer: Option<usize>,
+    ) -> RawWebSocket {
+        let addr = agent.url().trim_start_matches("http://").to_string();
+        let target: std::net::SocketAddr = addr.parse().expect("agent address");
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        if let Some(size) = receive_buffer {
+            socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
+        }
+        socket.connect(&target.into()).expect("connect");
+        let mut stream: TcpStream = socket.into();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .expect("handshake");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).expect("handshake answer");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+        RawWebSocket { stream }
+    }
+
+    /// (opcode, payload) of the next frame.
+    fn frame(&mut self, timeout: Duration) -> Option<(u8, Vec<u8>)> {
+        self.stream.set_read_timeout(Some(timeout)).ok()?;
+        let mut head = [0u8; 2];
+        self.stream.read_exact(&mut head).ok()?;
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut b = [0u8; 2];
+                self.stream.read_exact(&mut b).ok()?;
+                u16::from_be_bytes(b) as usize
+            }
+            127 => {
+                let mut b = [0u8; 8];
+                self.stream.read_exact(&mut b).ok()?;
+                u64::from_be_bytes(b) as usize
+            }
+            n => n as usize,
+        };
+        let mut payload = vec![0u8; len];
+        self.stream.read_exact(&mut payload).ok()?;
+        Some((head[0] & 0x0f, payload))
+    }
+}
+
+#[test]
+fn websocket_messages_pings_and_close_1001() {
+    let stack = stack();
+    let mut agent = agent(&stack, "1h", &[]);
+    let nodes = wait_rows(&agent, "/nodes", 1);
+    let mut ws = RawWebSocket::connect(&agent, "/metrics");
+    let (op, header) = ws.frame(Duration::from_secs(5)).expect("header message");
+    assert_eq!(op, 1, "text message");
+    assert_eq!(
+        String::from_utf8_lossy(&header),
+        format!("{}\n", nodes.header.join(","))
+    );
+    // One CSV record per message, each ending in a newline.
+    for _ in &nodes.rows {
+        let (op, row) = ws.frame(Duration::from_secs(5)).expect("row message");
+        assert_eq!(op, 1);
+        let text = String::from_utf8_lossy(&row);
+        assert!(
+            text.ends_with('\n') && text.matches('\n').count() == 1,
+            "{text:?}"
+        );
+    }
+    // Nothing new for an hour: the agent pings to keep port-forwards open.
+    let started = Instant::now();
+    let (op, _) = ws.frame(Duration::from_secs(25)).expect("a ping");
+    assert_eq!(op, 9, "ping");
+    assert!(started.elapsed() <= Duration::from_secs(21));
+    let (status, _) = agent.signal_and_wait("TERM");
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    let (op, payload) = ws.frame(Duration::from_secs(5)).expect("close frame");
+    assert_eq!(op, 8, "close");
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1001);
+}
+
+fn count_entries(dir: String) -> usize {
+    fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn a_client_that_never_reads_is_cut_off_and_others_stay_on_schedule() {
+    let stack = stack();
+    // One node row per series of the exporter: large cycles fill a socket quickly.
+    let dir = TempDir::new("big-rows");
+    let queries = dir.path().join("queries.json");
+    fs::write(
+        &queries,
+        r#"{"nodes": {"cpu_usage": "label_join({__name__=~\"node_.*|container_.*|kepler_.*|scaph_.*|kube_.*\"}, \"node\", \"/\", \"__name__\", \"instance\", \"cpu\", \"mode\", \"device\", \"pod\", \"container\", \"zone\", \"pid\", \"exe\")"}}"#,
+    )
+    .expect("queries");
+    let queries = queries.to_string_lossy().into_owned();
+    let agent = agent(
+        &stack,
+        "200ms",
+        &[("QUERIES_FILE", &queries), ("BUFFER_SIZE", "100000")],
+    );
+    wait_rows(&agent, "/nodes", 100);
+    let url = agent.url().replace("http://", "ws://");
+    let mut reader = Capture::websocat(
+        &format!("{url}/metrics?since=0"),
+        dir.path().join("reader.csv"),
+    );
+    let _stuck = RawWebSocket::connect_with_buffer(&agent, "/metrics?size=0", Some(4096));
+    wait_figure(&agent, "prometheus_agent_streams_open", 2.0);
+    let before_ticks = figure(&agent, "prometheus_agent_ticks_missed_total");
+
+    wait_figure(&agent, "prometheus_agent_stream_clients_dropped_total", 1.0);
+    wait_figure(&agent, "prometheus_agent_streams_open", 1.0);
+    assert!(agent.full_log().contains("too slow"), "{}", agent.log());
+    // The poller never waited for the stuck client.
+    assert_eq!(
+        figure(&agent, "prometheus_agent_ticks_missed_total"),
+        before_ticks
+    );
+
+    let download = Table::parse(&agent.get("/nodes").expect("nodes")).expect("csv");
+    let (status, _) = {
+        let mut agent = agent;
+        agent.signal_and_wait("TERM")
+    };
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    reader.wait(Duration::from_secs(5)).expect("reader exited");
+    let captured = Table::parse(&reader.text()).expect("reader CSV");
+    assert_capture_matches(&captured, &download, "reading client");
+}
+
+#[test]
+fn connections_and_disconnections_leave_nothing_behind() {
+    let stack = stack();
+    let agent = agent(&stack, "200ms", &[]);
+    wait_rows(&agent, "/nodes", 3);
+    let pid = agent.pid();
+    let threads = || count_entries(format!("/proc/{pid}/task"));
+    let fds = || count_entries(format!("/proc/{pid}/fd"));
+    // Settle tiny_http's pool, then take the baseline.
+    for _ in 0..3 {
+        agent.get("/livez").expect("livez");
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    let (base_threads, base_fds) = (threads(), fds());
+
+    let addr = agent.url().trim_start_matches("http://").to_string();
+    for i in 0..200 {
+        // A person reconnecting, not a flood: MAX_STREAMS is not what is tested here.
+        std::thread::sleep(Duration::from_millis(40));
+        if i % 2 == 0 {
+            let mut ws = RawWebSocket::connect(&agent, "/metrics/pods?size=1");
+            ws.frame(Duration::from_secs(5)).expect("header");
+        } else {
+            let mut s = TcpStream::connect(&addr).expect("connect");
+            write!(s, "GET /metrics?size=1 HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("request");
+            let mut buf = [0u8; 256];
+            s.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            let n = s.read(&mut buf).expect("chunked answer");
+            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        }
+    }
+    let settled = wait_for(Duration::from_secs(60), || {
+        let open = figure(&agent, "prometheus_agent_streams_open");
+        (open == 0.0 && threads() <= base_threads && fds() <= base_fds).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "threads {} (baseline {base_threads}), fds {} (baseline {base_fds}), streams open {}",
+        threads(),
+        fds(),
+        figure(&agent, "prometheus_agent_streams_open")
+    );
+    assert_eq!(
+        figure(&agent, "prometheus_agent_streams_opened_total"),
+        200.0
+    );
+}
+
+#[test]
+fn since_resumes_a_capture_without_gaps_or_duplicates() {
+    let stack = stack();
+    let mut agent = agent(&stack, "300ms", &[("BUFFER_SIZE", "1000")]);
+    wait_rows(&agent, "/pods", 8);
+    let ws = agent.url().replace("http://", "ws://");
+    let dir = TempDir::new("resume");
+    let mut first = Capture::websocat(&format!("{ws}/metrics/pods"), dir.path().join("part1.csv"));
+    std::thread::sleep(Duration::from_secs(2));
+    // The port-forward drops.
+    first.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // The README's recipe: drop a possibly partial last cycle, resume after the one before.
+    let text = first.text();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let time_of = |line: &str| line.split(',').nth(1).unwrap_or("").to_string();
+    let last = time_of(lines.last().expect("rows captured"));
+    lines.retain(|l| time_of(l) != last);
+    let resume_at = time_of(lines.last().expect("a complete cycle"));
+    let mut second = Capture::websocat(
+        &format!("{ws}/metrics/pods?since={resume_at}"),
+        dir.path().join("part2.csv"),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let download = Table::parse(&agent.get("/pods").expect("pods")).expect("csv");
+    let (status, _) = agent.signal_and_wait("TERM");
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    second
+        .wait(Duration::from_secs(5))
+        .expect("second capture ended");
+
+    let part2 = second.text();
+    let mut joined = lines.join("\n") + "\n";
+    for line in part2.lines().skip(1) {
+        joined.push_str(line);
+        joined.push('\n');
+    }
+    let path = dir.path().join("run.csv");
+    fs::write(&path, &joined).expect("write run");
+    python_check("pods", &path);
+    let run = Table::parse(&joined).expect("joined CSV");
+    assert_capture_matches(&run, &download, "resumed capture");
+    let at = run.column("collection_time").expect("collection_time");
+    assert!(parse_rfc3339_ms(&run.rows[0][at]).is_some());
+}
