@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use support::exporter::{Convention, Exporter, NAMESPACE, Scenario, now_ms};
-use support::prometheus::{Agent, AgentConfig, Prometheus, TempDir, wait_for};
+use support::exporter::Convention;
+use support::prometheus::{Agent, TempDir, wait_for};
+use support::stack::Stack;
 use support::table::{Table, parse_rfc3339_ms};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_prometheus-agent");
@@ -48,41 +49,6 @@ fn http(method: &str, url: &str) -> (u16, String, String) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, head.to_lowercase(), body.to_string())
-}
-
-struct Stack {
-    _exporter: Exporter,
-    prometheus: Prometheus,
-}
-
-fn stack() -> Stack {
-    let exporter = Exporter::start("127.0.0.1:0", Scenario::new(Convention::A))
-        .expect("cannot start the exporter");
-    let prometheus = Prometheus::start(&[exporter.addr()]);
-    // Rates need two scrapes: start agents only once Prometheus can compute them.
-    wait_for(Duration::from_secs(30), || {
-        let rates = prometheus
-            .query("rate(container_cpu_usage_seconds_total[10s])", now_ms())
-            .ok()?;
-        (!rates.is_empty()).then_some(())
-    })
-    .unwrap_or_else(|| panic!("Prometheus has no rates:\n{}", prometheus.log()));
-    Stack {
-        _exporter: exporter,
-        prometheus,
-    }
-}
-
-fn agent(prometheus: &Prometheus, interval: &str, extra: &[(&str, &str)]) -> Agent {
-    Agent::start_with(
-        &AgentConfig {
-            prometheus_url: prometheus.url(),
-            namespace: NAMESPACE,
-            update_interval: interval,
-            window: "10s",
-        },
-        extra,
-    )
 }
 
 /// Waits until `path` has at least `rows` data rows; returns the parsed table.
@@ -165,13 +131,13 @@ fn help_lists_every_variable_and_version_prints() {
 
 #[test]
 fn first_cycle_at_once_then_a_fixed_schedule_with_one_time_per_cycle() {
-    let stack = stack();
+    let stack = Stack::start(Convention::A);
     // An hour-long interval: any row at all proves the first cycle did not wait for it.
-    let slow = agent(&stack.prometheus, "1h", &[]);
+    let slow = stack.agent("1h", &[]);
     wait_rows(&slow, "/nodes", 1);
     drop(slow);
 
-    let agent = agent(&stack.prometheus, "700ms", &[]);
+    let agent = stack.agent("700ms", &[]);
     let table = wait_rows(&agent, "/nodes", 3 * 6);
     let collection = table.column("collection_time").expect("collection_time");
     let observation = table.column("observation_time").expect("observation_time");
@@ -226,8 +192,8 @@ fn first_cycle_at_once_then_a_fixed_schedule_with_one_time_per_cycle() {
 
 #[test]
 fn downloads_parameters_and_errors_over_http() {
-    let stack = stack();
-    let agent = agent(&stack.prometheus, "500ms", &[("BUFFER_SIZE", "12")]);
+    let stack = Stack::start(Convention::A);
+    let agent = stack.agent("500ms", &[("BUFFER_SIZE", "12")]);
     let full = wait_rows(&agent, "/nodes", 12);
     let base = agent.url();
 
@@ -329,7 +295,7 @@ fn downloads_parameters_and_errors_over_http() {
 
 #[test]
 fn a_failing_query_empties_only_its_column_and_logs_prometheus_text() {
-    let stack = stack();
+    let stack = Stack::start(Convention::A);
     let dir = TempDir::new("queries");
     let file = dir.path().join("queries.json");
     std::fs::write(
@@ -339,7 +305,7 @@ fn a_failing_query_empties_only_its_column_and_logs_prometheus_text() {
     )
     .expect("write queries");
     let file = file.to_string_lossy().into_owned();
-    let agent = agent(&stack.prometheus, "500ms", &[("QUERIES_FILE", &file)]);
+    let agent = stack.agent("500ms", &[("QUERIES_FILE", &file)]);
     let nodes = wait_rows(&agent, "/nodes", 6);
     let pods = wait_rows(&agent, "/pods", 4);
     let column = |table: &Table, name: &str| table.column(name).expect(name);
@@ -380,8 +346,8 @@ fn a_failing_query_empties_only_its_column_and_logs_prometheus_text() {
 
 #[test]
 fn prometheus_outage_turns_readyz_503_and_keeps_serving() {
-    let mut stack = stack();
-    let agent = agent(&stack.prometheus, "300ms", &[]);
+    let mut stack = Stack::start(Convention::A);
+    let agent = stack.agent("300ms", &[]);
     let before = wait_rows(&agent, "/nodes", 3);
     stack.prometheus.stop();
     let reason = wait_for(Duration::from_secs(10), || {
@@ -406,9 +372,9 @@ fn prometheus_outage_turns_readyz_503_and_keeps_serving() {
 
 #[test]
 fn sigterm_and_sigint_exit_zero_within_two_seconds() {
-    let stack = stack();
+    let stack = Stack::start(Convention::A);
     for signal in ["TERM", "INT"] {
-        let mut agent = agent(&stack.prometheus, "1s", &[]);
+        let mut agent = stack.agent("1s", &[]);
         wait_rows(&agent, "/nodes", 1);
         let (status, took) = agent.signal_and_wait(signal);
         let status = status.unwrap_or_else(|| panic!("SIG{signal}: still running"));

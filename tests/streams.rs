@@ -15,43 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use support::exporter::{Convention, Exporter, NAMESPACE, Scenario, now_ms};
-use support::prometheus::{Agent, AgentConfig, Prometheus, TempDir, wait_for};
+use support::exporter::Convention;
+use support::prometheus::{Agent, TempDir, wait_for};
+use support::stack::Stack;
 use support::table::{Table, parse_rfc3339_ms};
-
-struct Stack {
-    _exporter: Exporter,
-    prometheus: Prometheus,
-}
-
-fn stack() -> Stack {
-    let exporter = Exporter::start("127.0.0.1:0", Scenario::new(Convention::B))
-        .expect("cannot start the exporter");
-    let prometheus = Prometheus::start(&[exporter.addr()]);
-    wait_for(Duration::from_secs(30), || {
-        let rates = prometheus
-            .query("rate(container_cpu_usage_seconds_total[10s])", now_ms())
-            .ok()?;
-        (!rates.is_empty()).then_some(())
-    })
-    .unwrap_or_else(|| panic!("Prometheus has no rates:\n{}", prometheus.log()));
-    Stack {
-        _exporter: exporter,
-        prometheus,
-    }
-}
-
-fn agent(stack: &Stack, interval: &str, extra: &[(&str, &str)]) -> Agent {
-    Agent::start_with(
-        &AgentConfig {
-            prometheus_url: stack.prometheus.url(),
-            namespace: NAMESPACE,
-            update_interval: interval,
-            window: "10s",
-        },
-        extra,
-    )
-}
 
 fn websocat() -> &'static str {
     let found = Command::new("websocat")
@@ -180,8 +147,8 @@ fn assert_capture_matches(capture: &Table, download: &Table, what: &str) {
 
 #[test]
 fn websocat_and_curl_captures_are_complete_csv() {
-    let stack = stack();
-    let mut agent = agent(&stack, "500ms", &[("BUFFER_SIZE", "1000")]);
+    let stack = Stack::start(Convention::B);
+    let mut agent = stack.agent("500ms", &[("BUFFER_SIZE", "1000")]);
     wait_rows(&agent, "/pods", 4);
     let ws = agent.url().replace("http://", "ws://");
     let dir = TempDir::new("captures");
@@ -247,8 +214,8 @@ fn websocat_and_curl_captures_are_complete_csv() {
 
 #[test]
 fn thirty_two_clients_get_identical_rows_and_the_next_gets_503() {
-    let stack = stack();
-    let mut agent = agent(&stack, "500ms", &[("BUFFER_SIZE", "1000")]);
+    let stack = Stack::start(Convention::B);
+    let mut agent = stack.agent("500ms", &[("BUFFER_SIZE", "1000")]);
     wait_rows(&agent, "/pods", 4);
     let url = format!("{}/metrics/pods", agent.url().replace("http://", "ws://"));
     let dir = TempDir::new("clients");
@@ -375,8 +342,8 @@ impl RawWebSocket {
 
 #[test]
 fn websocket_messages_pings_and_close_1001() {
-    let stack = stack();
-    let mut agent = agent(&stack, "1h", &[]);
+    let stack = Stack::start(Convention::B);
+    let mut agent = stack.agent("1h", &[]);
     let nodes = wait_rows(&agent, "/nodes", 1);
     let mut ws = RawWebSocket::connect(&agent, "/metrics");
     let (op, header) = ws.frame(Duration::from_secs(5)).expect("header message");
@@ -413,7 +380,7 @@ fn count_entries(dir: String) -> usize {
 
 #[test]
 fn a_client_that_never_reads_is_cut_off_and_others_stay_on_schedule() {
-    let stack = stack();
+    let stack = Stack::start(Convention::B);
     // One node row per series of the exporter: large cycles fill a socket quickly.
     let dir = TempDir::new("big-rows");
     let queries = dir.path().join("queries.json");
@@ -423,8 +390,7 @@ fn a_client_that_never_reads_is_cut_off_and_others_stay_on_schedule() {
     )
     .expect("queries");
     let queries = queries.to_string_lossy().into_owned();
-    let agent = agent(
-        &stack,
+    let agent = stack.agent(
         "200ms",
         &[("QUERIES_FILE", &queries), ("BUFFER_SIZE", "100000")],
     );
@@ -460,8 +426,8 @@ fn a_client_that_never_reads_is_cut_off_and_others_stay_on_schedule() {
 
 #[test]
 fn connections_and_disconnections_leave_nothing_behind() {
-    let stack = stack();
-    let agent = agent(&stack, "200ms", &[]);
+    let stack = Stack::start(Convention::B);
+    let agent = stack.agent("200ms", &[]);
     wait_rows(&agent, "/nodes", 3);
     let pid = agent.pid();
     let threads = || count_entries(format!("/proc/{pid}/task"));
@@ -509,8 +475,8 @@ fn connections_and_disconnections_leave_nothing_behind() {
 
 #[test]
 fn since_resumes_a_capture_without_gaps_or_duplicates() {
-    let stack = stack();
-    let mut agent = agent(&stack, "300ms", &[("BUFFER_SIZE", "1000")]);
+    let stack = Stack::start(Convention::B);
+    let mut agent = stack.agent("300ms", &[("BUFFER_SIZE", "1000")]);
     wait_rows(&agent, "/pods", 8);
     let ws = agent.url().replace("http://", "ws://");
     let dir = TempDir::new("resume");

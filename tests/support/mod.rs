@@ -8,4 +8,5 @@
 pub mod exporter;
 pub mod prometheus;
 pub mod promql;
+pub mod stack;
 pub mod table;
