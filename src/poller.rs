@@ -100,6 +100,7 @@ impl Poller {
         let mut answers: Vec<Answer> = Vec::new();
         let mut first_error = None;
         let mut any_success = false;
+        let mut timeouts = 0;
         for kind in [TableKind::Nodes, TableKind::Pods] {
             for q in self.queries.table(kind) {
                 let answer = q
@@ -108,6 +109,14 @@ impl Poller {
                     .map(|promql| self.client.query(promql, observation));
                 match &answer {
                     Some(Err(e)) if e.is_unreachable() => return Err(e.clone()),
+                    // One heavy query only empties its column; a second timeout means
+                    // Prometheus is overloaded, and waiting for every query would only
+                    // add to its load and delay the cycle by many timeouts.
+                    Some(Err(e)) if e.is_timeout() && timeouts > 0 => return Err(e.clone()),
+                    Some(Err(e)) if e.is_timeout() => {
+                        timeouts += 1;
+                        first_error.get_or_insert_with(|| e.clone());
+                    }
                     Some(Err(e)) => {
                         first_error.get_or_insert_with(|| e.clone());
                     }

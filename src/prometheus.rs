@@ -28,8 +28,10 @@ pub struct Sample {
 /// Why a query gave no vector.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueryError {
-    /// No HTTP answer at all: connection refused, timeout, TLS, DNS. The whole cycle is skipped.
+    /// No HTTP answer at all: connection refused, TLS, DNS. The whole cycle is skipped.
     Transport(String),
+    /// No complete answer within `PROMETHEUS_TIMEOUT`: a heavy query or an overloaded server.
+    Timeout(String),
     /// Prometheus answered with `status: error` (bad query, 4xx/5xx, timeout on its side).
     Api {
         http_status: u16,
@@ -45,12 +47,17 @@ impl QueryError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, QueryError::Transport(_))
     }
+
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, QueryError::Timeout(_))
+    }
 }
 
 impl fmt::Display for QueryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             QueryError::Transport(e) => write!(f, "Prometheus unreachable: {e}"),
+            QueryError::Timeout(e) => write!(f, "Prometheus did not answer in time: {e}"),
             QueryError::Api {
                 http_status,
                 error_type,
@@ -247,18 +254,22 @@ impl Client {
             let token = token.token().map_err(QueryError::Transport)?;
             request = request.header("Authorization", format!("Bearer {token}"));
         }
-        let mut response = request
-            .call()
-            .map_err(|e| QueryError::Transport(e.to_string()))?;
+        let mut response = request.call().map_err(|e| match e {
+            ureq::Error::Timeout(_) => QueryError::Timeout(e.to_string()),
+            _ => QueryError::Transport(e.to_string()),
+        })?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()
             .with_config()
             .limit(MAX_BODY_BYTES)
             .read_to_string()
-            .map_err(|e| QueryError::Garbage {
-                http_status: status,
-                detail: format!("cannot read body: {e}"),
+            .map_err(|e| match e {
+                ureq::Error::Timeout(_) => QueryError::Timeout(e.to_string()),
+                _ => QueryError::Garbage {
+                    http_status: status,
+                    detail: format!("cannot read body: {e}"),
+                },
             })?;
         parse_query_response(status, &body)
     }

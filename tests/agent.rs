@@ -10,7 +10,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::exporter::Convention;
-use support::prometheus::{Agent, TempDir, wait_for};
+use support::exporter::NAMESPACE;
+use support::prometheus::{Agent, AgentConfig, TempDir, wait_for};
 use support::stack::Stack;
 use support::table::{Table, parse_rfc3339_ms};
 
@@ -381,4 +382,45 @@ fn sigterm_and_sigint_exit_zero_within_two_seconds() {
         assert_eq!(status.code(), Some(0), "SIG{signal}");
         assert!(took < Duration::from_secs(2), "SIG{signal} took {took:?}");
     }
+}
+
+#[test]
+fn a_hung_prometheus_skips_the_cycle_after_two_timeouts() {
+    // Accepts connections and never answers: the agent must not wait for all 13 queries.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", hung.local_addr().expect("addr"));
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in hung.incoming().take(64).flatten() {
+            open.push(stream);
+        }
+    });
+    let agent = Agent::start_with(
+        &AgentConfig {
+            prometheus_url: &url,
+            namespace: NAMESPACE,
+            update_interval: "5s",
+            window: "10s",
+        },
+        &[("PROMETHEUS_TIMEOUT", "300ms")],
+    );
+    let reason = wait_for(Duration::from_secs(10), || {
+        let (status, _, body) = http("GET", &format!("{}/readyz", agent.url()));
+        (status == 503 && body.contains("did not answer in time")).then_some(body)
+    })
+    .unwrap_or_else(|| panic!("no timeout reported:\n{}", agent.log()));
+    assert!(reason.contains("timeout"), "{reason}");
+    let metrics = agent.get("/agent/metrics").expect("metrics");
+    let duration: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("prometheus_agent_cycle_duration_seconds ")?
+                .parse()
+                .ok()
+        })
+        .expect("cycle duration");
+    // Two timeouts, not thirteen.
+    assert!((0.5..1.5).contains(&duration), "cycle took {duration} s");
+    drop(agent);
+    drop(held);
 }
