@@ -13,6 +13,9 @@ use std::time::Duration;
 pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
     "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
+/// Longest accepted interval or timeout; longer values are typos, not experiments.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
 /// Text of `--help`: the variables, their defaults and meaning.
 pub const HELP: &str = "\
 prometheus-agent: polls Prometheus for per-node and per-pod CPU, memory, network and power
@@ -137,8 +140,8 @@ impl Config {
             Some(v) => parse_duration("UPDATE_INTERVAL", &v, true)?,
             None => Duration::from_secs(15),
         };
-        if update_interval < Duration::from_millis(100) {
-            return Err(err("UPDATE_INTERVAL", "must be at least 100ms"));
+        if update_interval < Duration::from_millis(100) || update_interval > MAX_DURATION {
+            return Err(err("UPDATE_INTERVAL", "must be from 100ms to 24h"));
         }
         let window = match get(env, "WINDOW") {
             Some(v) => parse_duration("WINDOW", &v, false)?,
@@ -171,8 +174,11 @@ impl Config {
             Some(v) => parse_duration("PROMETHEUS_TIMEOUT", &v, true)?,
             None => Duration::from_secs(10),
         };
-        if prometheus_timeout.is_zero() {
-            return Err(err("PROMETHEUS_TIMEOUT", "must be greater than zero"));
+        if prometheus_timeout.is_zero() || prometheus_timeout > MAX_DURATION {
+            return Err(err(
+                "PROMETHEUS_TIMEOUT",
+                "must be greater than zero and at most 24h",
+            ));
         }
 
         let bearer_token_file = get(env, "PROMETHEUS_BEARER_TOKEN_FILE").map(PathBuf::from);
@@ -447,6 +453,8 @@ mod tests {
             ("UPDATE_INTERVAL", "0"),
             ("UPDATE_INTERVAL", "-5"),
             ("UPDATE_INTERVAL", "10ms"),
+            ("UPDATE_INTERVAL", "2days"),
+            ("PROMETHEUS_TIMEOUT", "1000years"),
             ("WINDOW", "30"),
             ("WINDOW", "0s"),
             ("PROMETHEUS_TIMEOUT", "0s"),

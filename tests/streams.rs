@@ -519,3 +519,36 @@ fn since_resumes_a_capture_without_gaps_or_duplicates() {
     let at = run.column("collection_time").expect("collection_time");
     assert!(parse_rfc3339_ms(&run.rows[0][at]).is_some());
 }
+
+#[test]
+fn a_client_that_falls_behind_gets_close_1008() {
+    let stack = Stack::start(Convention::B);
+    let dir = TempDir::new("slow-reader");
+    let queries = dir.path().join("queries.json");
+    fs::write(
+        &queries,
+        r#"{"nodes": {"cpu_usage": "label_join({__name__=~\"node_.*|container_.*|kepler_.*|scaph_.*|kube_.*\"}, \"node\", \"/\", \"__name__\", \"instance\", \"cpu\", \"mode\", \"device\", \"pod\", \"container\", \"zone\", \"pid\", \"exe\")"}}"#,
+    )
+    .expect("queries");
+    let queries = queries.to_string_lossy().into_owned();
+    let agent = stack.agent("200ms", &[("QUERIES_FILE", &queries)]);
+    wait_rows(&agent, "/nodes", 100);
+    // Reads, but far slower than rows are produced: its queue grows past the bound while
+    // every single write still completes.
+    let mut slow = RawWebSocket::connect_with_buffer(&agent, "/metrics?size=0", Some(4096));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let close = loop {
+        assert!(Instant::now() < deadline, "never closed:\n{}", agent.log());
+        match slow.frame(Duration::from_secs(20)) {
+            Some((8, payload)) => break payload,
+            Some(_) => std::thread::sleep(Duration::from_millis(4)),
+            None => panic!("connection ended without a close frame:\n{}", agent.log()),
+        }
+    };
+    assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1008);
+    assert!(String::from_utf8_lossy(&close[2..]).contains("too slow"));
+    assert_eq!(
+        figure(&agent, "prometheus_agent_stream_clients_dropped_total"),
+        1.0
+    );
+}
