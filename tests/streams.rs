@@ -374,6 +374,18 @@ fn websocket_messages_pings_and_close_1001() {
     assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1001);
 }
 
+/// A `QUERIES_FILE` giving one node row per series of the exporter: cycles of a few hundred
+/// long rows, which fill a socket quickly. Returns the file's path.
+fn big_rows_queries(dir: &TempDir) -> String {
+    let path = dir.path().join("queries.json");
+    fs::write(
+        &path,
+        r#"{"nodes": {"cpu_usage": "label_join({__name__=~\"node_.*|container_.*|kepler_.*|scaph_.*|kube_.*\"}, \"node\", \"/\", \"__name__\", \"instance\", \"cpu\", \"mode\", \"device\", \"pod\", \"container\", \"zone\", \"pid\", \"exe\")"}}"#,
+    )
+    .expect("queries");
+    path.to_string_lossy().into_owned()
+}
+
 fn count_entries(dir: String) -> usize {
     fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
@@ -381,15 +393,8 @@ fn count_entries(dir: String) -> usize {
 #[test]
 fn a_client_that_never_reads_is_cut_off_and_others_stay_on_schedule() {
     let stack = Stack::start(Convention::B);
-    // One node row per series of the exporter: large cycles fill a socket quickly.
     let dir = TempDir::new("big-rows");
-    let queries = dir.path().join("queries.json");
-    fs::write(
-        &queries,
-        r#"{"nodes": {"cpu_usage": "label_join({__name__=~\"node_.*|container_.*|kepler_.*|scaph_.*|kube_.*\"}, \"node\", \"/\", \"__name__\", \"instance\", \"cpu\", \"mode\", \"device\", \"pod\", \"container\", \"zone\", \"pid\", \"exe\")"}}"#,
-    )
-    .expect("queries");
-    let queries = queries.to_string_lossy().into_owned();
+    let queries = big_rows_queries(&dir);
     let agent = stack.agent(
         "200ms",
         &[("QUERIES_FILE", &queries), ("BUFFER_SIZE", "100000")],
@@ -524,13 +529,7 @@ fn since_resumes_a_capture_without_gaps_or_duplicates() {
 fn a_client_that_falls_behind_gets_close_1008() {
     let stack = Stack::start(Convention::B);
     let dir = TempDir::new("slow-reader");
-    let queries = dir.path().join("queries.json");
-    fs::write(
-        &queries,
-        r#"{"nodes": {"cpu_usage": "label_join({__name__=~\"node_.*|container_.*|kepler_.*|scaph_.*|kube_.*\"}, \"node\", \"/\", \"__name__\", \"instance\", \"cpu\", \"mode\", \"device\", \"pod\", \"container\", \"zone\", \"pid\", \"exe\")"}}"#,
-    )
-    .expect("queries");
-    let queries = queries.to_string_lossy().into_owned();
+    let queries = big_rows_queries(&dir);
     let agent = stack.agent("200ms", &[("QUERIES_FILE", &queries)]);
     wait_rows(&agent, "/nodes", 100);
     // Reads, but far slower than rows are produced: its queue grows past the bound while
