@@ -13,27 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::exporter::{Cell, Convention, Exporter, NAMESPACE, Row, Scenario};
+use support::exporter::{
+    Cell, Convention, Exporter, NAMESPACE, NODE_COLUMNS, POD_COLUMNS, Row, Scenario,
+};
 use support::prometheus::{Prometheus, free_port, wait_for};
 
-/// Every value column, as `check` names them.
-const NODE_VALUE_COLUMNS: [&str; 8] = [
-    "cpu_usage",
-    "memory_usage",
-    "network_usage",
-    "wattage",
-    "num_processes",
-    "kepler_wattage",
-    "scaph_wattage",
-    "wattage_auxilary",
-];
-const POD_VALUE_COLUMNS: [&str; 5] = [
-    "cpu_usage",
-    "memory_usage",
-    "network_usage",
-    "wattage_kepler",
-    "wattage_scaph",
-];
+/// Every value column, as `check` names them: the tables' columns after the key columns.
+const NODE_VALUE_COLUMNS: &[&str] = NODE_COLUMNS.split_at(3).1;
+const POD_VALUE_COLUMNS: &[&str] = POD_COLUMNS.split_at(5).1;
 
 /// `prometheus-agent check` with a clean configuration.
 fn run_check(prometheus_url: &str, namespace: &str, window: &str) -> Output {
