@@ -1,4 +1,4 @@
-//! Configuration from the environment (SPEC §6).
+//! Configuration from the environment (README, "Configuration").
 //!
 //! Every variable is validated once at start; a bad value stops the agent with one line that
 //! names the variable, so a typo in a ConfigMap never turns into a silently wrong measurement.
@@ -12,6 +12,9 @@ use std::time::Duration;
 /// Where Kubernetes mounts the service-account namespace when a token is mounted.
 pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
     "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// Exit code for invalid configuration or usage.
+pub const EXIT_CONFIG: u8 = 2;
 
 /// Longest accepted interval or timeout; longer values are typos, not experiments.
 const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
@@ -41,11 +44,32 @@ Configuration (environment):
   PROMETHEUS_BEARER_TOKEN_FILE  bearer token, re-read on change  [none]
   PROMETHEUS_CA_FILE extra CA bundle (PEM) for HTTPS             [none]
   PROMETHEUS_HEADERS extra headers, Name=Value,Name2=Value2      [none]
+  PROMETHEUS_MAX_ANSWER_BYTES  largest answer read, bytes or     [64Mi]
+                     Ki/Mi/Gi; a larger one is that column's error
+  PROMETHEUS_MAX_SERIES  most series read from one answer        [50000]
   RUST_LOG           log filter                                  [info]
-
-Endpoints: /nodes /download /pods /metrics /metrics/nodes /metrics/pods
-           /livez /readyz /agent/metrics /
 ";
+
+/// Where the observed namespace came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamespaceSource {
+    Namespace,
+    PodNamespace,
+    ServiceAccountFile,
+    /// Nothing said which namespace: `default` is observed, with a warning.
+    Fallback,
+}
+
+impl fmt::Display for NamespaceSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NamespaceSource::Namespace => "NAMESPACE",
+            NamespaceSource::PodNamespace => "POD_NAMESPACE",
+            NamespaceSource::ServiceAccountFile => "service-account namespace file",
+            NamespaceSource::Fallback => "fallback",
+        })
+    }
+}
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -53,7 +77,7 @@ pub struct Config {
     pub prometheus_url: String,
     pub namespace: String,
     /// Where `namespace` came from, for the start-up log line.
-    pub namespace_source: &'static str,
+    pub namespace_source: NamespaceSource,
     pub update_interval: Duration,
     pub window: Duration,
     pub listen_addr: SocketAddr,
@@ -64,6 +88,8 @@ pub struct Config {
     pub bearer_token_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
     pub extra_headers: Vec<(String, String)>,
+    pub max_answer_bytes: u64,
+    pub max_series: usize,
 }
 
 /// A configuration error: the variable, the offending value and what was expected.
@@ -140,8 +166,14 @@ impl Config {
             Some(v) => parse_duration("UPDATE_INTERVAL", &v, true)?,
             None => Duration::from_secs(15),
         };
-        if update_interval < Duration::from_millis(100) || update_interval > MAX_DURATION {
-            return Err(err("UPDATE_INTERVAL", "must be from 100ms to 24h"));
+        if update_interval < Duration::from_millis(100)
+            || update_interval > MAX_DURATION
+            || update_interval.subsec_nanos() % 1_000_000 != 0
+        {
+            return Err(err(
+                "UPDATE_INTERVAL",
+                "must be from 100ms to 24h, in whole milliseconds",
+            ));
         }
         let window = match get(env, "WINDOW") {
             Some(v) => parse_duration("WINDOW", &v, false)?,
@@ -187,6 +219,11 @@ impl Config {
             Some(v) => parse_headers(&v)?,
             None => Vec::new(),
         };
+        let max_answer_bytes = match get(env, "PROMETHEUS_MAX_ANSWER_BYTES") {
+            Some(v) => parse_bytes("PROMETHEUS_MAX_ANSWER_BYTES", &v)?,
+            None => 64 << 20,
+        };
+        let max_series = parse_count(env, "PROMETHEUS_MAX_SERIES", 50_000, 1, 100_000_000)?;
 
         Ok(Config {
             prometheus_url,
@@ -202,6 +239,8 @@ impl Config {
             bearer_token_file,
             ca_file,
             extra_headers,
+            max_answer_bytes,
+            max_series,
         })
     }
 }
@@ -229,21 +268,21 @@ fn parse_url(variable: &'static str, value: &str) -> Result<String, ConfigError>
     Ok(value.trim_end_matches('/').to_string())
 }
 
-/// Namespace resolution order of SPEC §6: NAMESPACE, POD_NAMESPACE, the service-account
+/// Namespace resolution order: NAMESPACE, POD_NAMESPACE, the service-account
 /// file, then `default`.
-fn resolve_namespace(env: &dyn Env) -> Result<(String, &'static str), ConfigError> {
+fn resolve_namespace(env: &dyn Env) -> Result<(String, NamespaceSource), ConfigError> {
     let (value, variable, source) = if let Some(v) = get(env, "NAMESPACE") {
-        (v, "NAMESPACE", "NAMESPACE")
+        (v, "NAMESPACE", NamespaceSource::Namespace)
     } else if let Some(v) = get(env, "POD_NAMESPACE") {
-        (v, "POD_NAMESPACE", "POD_NAMESPACE")
+        (v, "POD_NAMESPACE", NamespaceSource::PodNamespace)
     } else if let Some(v) = env
         .read_file(SERVICE_ACCOUNT_NAMESPACE_FILE)
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
     {
-        (v, "NAMESPACE", "service-account namespace file")
+        (v, "NAMESPACE", NamespaceSource::ServiceAccountFile)
     } else {
-        return Ok(("default".to_string(), "fallback"));
+        return Ok(("default".to_string(), NamespaceSource::Fallback));
     };
     if !is_dns1123_label(&value) {
         return Err(err(
@@ -332,6 +371,32 @@ fn parse_listen_addr(value: &str) -> Result<SocketAddr, ConfigError> {
         })
 }
 
+/// A byte count: a whole number, optionally with a binary suffix (`64Mi`, `512Ki`, `1Gi`).
+fn parse_bytes(variable: &'static str, value: &str) -> Result<u64, ConfigError> {
+    let (digits, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => value.split_at(at),
+        None => (value, ""),
+    };
+    let scale: u64 = match unit {
+        "" => 1,
+        "Ki" | "KiB" => 1 << 10,
+        "Mi" | "MiB" => 1 << 20,
+        "Gi" | "GiB" => 1 << 30,
+        _ => 0,
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|n| *n >= 1024)
+        .ok_or_else(|| {
+            err(
+                variable,
+                format!("{value:?} must be a byte count of at least 1024, like 67108864 or 64Mi"),
+            )
+        })
+}
+
 /// `Name=Value,Name2=Value2`; names must be HTTP tokens, values printable.
 fn parse_headers(value: &str) -> Result<Vec<(String, String)>, ConfigError> {
     let mut headers = Vec::new();
@@ -383,7 +448,9 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.prometheus_url, "http://localhost:9090");
         assert_eq!(c.namespace, "default");
-        assert_eq!(c.namespace_source, "fallback");
+        assert_eq!(c.namespace_source, NamespaceSource::Fallback);
+        assert_eq!(c.max_answer_bytes, 64 << 20);
+        assert_eq!(c.max_series, 50_000);
         assert_eq!(c.update_interval, Duration::from_secs(15));
         assert_eq!(c.window, Duration::from_secs(60));
         assert_eq!(c.listen_addr, "0.0.0.0:8000".parse().unwrap());
@@ -416,12 +483,16 @@ mod tests {
         let c = config(&[("NAMESPACE", "a"), ("POD_NAMESPACE", "b"), (file, "c\n")]).unwrap();
         assert_eq!(
             (c.namespace.as_str(), c.namespace_source),
-            ("a", "NAMESPACE")
+            ("a", NamespaceSource::Namespace)
         );
         let c = config(&[("POD_NAMESPACE", "b"), (file, "c\n")]).unwrap();
         assert_eq!(c.namespace, "b");
         let c = config(&[("NAMESPACE", ""), (file, "c\n")]).unwrap();
         assert_eq!(c.namespace, "c");
+        assert_eq!(
+            c.namespace_source.to_string(),
+            "service-account namespace file"
+        );
         let e = config(&[("NAMESPACE", "Bad_NS")]).unwrap_err();
         assert_eq!(e.variable, "NAMESPACE");
         let e = config(&[("POD_NAMESPACE", "x\"}or vector(1)")]).unwrap_err();
@@ -454,6 +525,7 @@ mod tests {
             ("UPDATE_INTERVAL", "-5"),
             ("UPDATE_INTERVAL", "10ms"),
             ("UPDATE_INTERVAL", "2days"),
+            ("UPDATE_INTERVAL", "1.0005"),
             ("PROMETHEUS_TIMEOUT", "1000years"),
             ("WINDOW", "30"),
             ("WINDOW", "0s"),
@@ -490,6 +562,24 @@ mod tests {
         ] {
             assert_eq!(config(&[(var, val)]).unwrap_err().variable, var);
         }
+    }
+
+    #[test]
+    fn answer_limits() {
+        let c = config(&[
+            ("PROMETHEUS_MAX_ANSWER_BYTES", "512Ki"),
+            ("PROMETHEUS_MAX_SERIES", "10"),
+        ])
+        .unwrap();
+        assert_eq!((c.max_answer_bytes, c.max_series), (512 * 1024, 10));
+        let c = config(&[("PROMETHEUS_MAX_ANSWER_BYTES", "1048576")]).unwrap();
+        assert_eq!(c.max_answer_bytes, 1 << 20);
+        for bad in ["64M", "lots", "-1", "1", "99999999999Gi"] {
+            let e = config(&[("PROMETHEUS_MAX_ANSWER_BYTES", bad)]).unwrap_err();
+            assert_eq!(e.variable, "PROMETHEUS_MAX_ANSWER_BYTES", "{bad}");
+        }
+        let e = config(&[("PROMETHEUS_MAX_SERIES", "0")]).unwrap_err();
+        assert_eq!(e.variable, "PROMETHEUS_MAX_SERIES");
     }
 
     #[test]

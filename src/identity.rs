@@ -1,17 +1,16 @@
-//! Which node or pod a series belongs to (SPEC §4).
+//! Which node or pod a series belongs to (docs/design.md, "Identity").
 //!
 //! Stacks label the same thing differently (`node`, `node_name`, `kubernetes_node_name`,
 //! `instance=IP:port`), so identity is resolved here from labels, and node IP addresses are
 //! mapped to node names through kube-state-metrics and node-exporter series. The mapping is
-//! cached: only addresses not yet known are asked for, a handful per cycle at most.
+//! cached: only addresses not yet known are asked for, a handful per cycle at most. Pure: the
+//! queries that feed the cache are run by the cycle.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use crate::prometheus::{Client, QueryError, Sample};
-
-type Labels = BTreeMap<String, String>;
+use crate::prometheus::Labels;
 
 const NODE_LABELS: &[&str] = &[
     "node",
@@ -30,7 +29,7 @@ const NAMESPACE_LABELS: &[&str] = &[
 ];
 
 /// Addresses asked for in one mapping query (keeps URLs short).
-const LOOKUP_BATCH: usize = 100;
+pub const LOOKUP_BATCH: usize = 100;
 /// How long an address that no mapping series knows is left alone before asking again.
 const UNMAPPED_RETRY: Duration = Duration::from_secs(60);
 /// Bound on cached addresses; pod IPs churn, so the cache is dropped when it grows past this.
@@ -39,14 +38,14 @@ const CACHE_LIMIT: usize = 50_000;
 fn first_label<'a>(labels: &'a Labels, names: &[&str]) -> Option<&'a str> {
     names
         .iter()
-        .filter_map(|n| labels.get(*n))
+        .filter_map(|n| labels.get(n))
         .map(|v| v.trim())
         .find(|v| !v.is_empty())
 }
 
 /// The node as labelled, with any `:port` suffix stripped (not yet mapped from an IP).
-pub fn node_label(labels: &Labels) -> Option<String> {
-    first_label(labels, NODE_LABELS).map(|v| strip_port(v).to_string())
+pub fn node_label(labels: &Labels) -> Option<&str> {
+    first_label(labels, NODE_LABELS).map(strip_port)
 }
 
 /// The pod name, if the series names one.
@@ -122,31 +121,26 @@ impl NodeNames {
         set.into_iter().collect()
     }
 
-    /// Asks Prometheus for the addresses in `ips` and caches the answers. Mapping failures
-    /// are returned for logging; the addresses then stay as they are for this cycle.
-    pub fn learn(&mut self, client: &Client, ips: &[IpAddr], time: SystemTime) -> Vec<QueryError> {
-        let mut errors = Vec::new();
-        let now = Instant::now();
+    /// Records what the mapping queries for `asked` found: mappings are kept, addresses no
+    /// series named are left alone for a while. The cache is emptied when it grows too large
+    /// (pod addresses churn).
+    pub fn learn(&mut self, asked: &[IpAddr], found: Vec<(IpAddr, String)>, now: Instant) {
         if self.known.len() + self.unmapped.len() > CACHE_LIMIT {
             self.known.clear();
             self.unmapped.clear();
         }
-        for batch in ips.chunks(LOOKUP_BATCH) {
-            let mut found = Vec::new();
-            for query in mapping_queries(batch) {
-                match client.query(&query, time) {
-                    Ok(samples) => found.extend(mappings_from(&samples)),
-                    Err(e) => errors.push(e),
-                }
-            }
-            self.insert(found);
-            for ip in batch {
-                if !self.known.contains_key(ip) {
-                    self.unmapped.insert(*ip, now);
-                }
+        self.insert(found);
+        for ip in asked {
+            if !self.known.contains_key(ip) {
+                self.unmapped.insert(*ip, now);
             }
         }
-        errors
+    }
+
+    /// Whether `node` is an address no mapping series names (it stays an IP in `instance`).
+    pub fn is_unmapped_address(&self, node: &str) -> bool {
+        node.parse::<IpAddr>()
+            .is_ok_and(|ip| !self.known.contains_key(&ip))
     }
 
     /// Records mappings; earlier ones (better sources) win over later ones.
@@ -184,25 +178,17 @@ pub fn mapping_queries(ips: &[IpAddr]) -> Vec<String> {
     ]
 }
 
-/// Extracts IP → node pairs from the answer of any mapping query.
-pub fn mappings_from(samples: &[Sample]) -> Vec<(IpAddr, String)> {
-    samples
-        .iter()
-        .filter_map(|s| {
-            let (addr, node) = if let Some(ip) = s.labels.get("internal_ip") {
-                (ip.as_str(), s.labels.get("node")?)
-            } else if let Some(ip) = s.labels.get("pod_ip") {
-                (ip.as_str(), s.labels.get("node")?)
-            } else {
-                (
-                    strip_port(s.labels.get("instance")?),
-                    s.labels.get("nodename")?,
-                )
-            };
-            let ip = addr.parse::<IpAddr>().ok()?;
-            (!node.is_empty()).then(|| (ip, node.clone()))
-        })
-        .collect()
+/// The IP → node pair a series of any mapping query names, if any.
+pub fn mapping_from(labels: &Labels) -> Option<(IpAddr, String)> {
+    let (addr, node) = if let Some(ip) = labels.get("internal_ip") {
+        (ip, labels.get("node")?)
+    } else if let Some(ip) = labels.get("pod_ip") {
+        (ip, labels.get("node")?)
+    } else {
+        (strip_port(labels.get("instance")?), labels.get("nodename")?)
+    };
+    let ip = addr.parse::<IpAddr>().ok()?;
+    (!node.is_empty()).then(|| (ip, node.to_string()))
 }
 
 #[cfg(test)]
@@ -210,29 +196,19 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn sample(pairs: &[(&str, &str)]) -> Sample {
-        Sample {
-            labels: labels(pairs),
-            value: 1.0,
-        }
+        Labels::from_pairs(pairs)
     }
 
     #[test]
     fn node_label_precedence() {
         let l = labels(&[("instance", "10.0.0.1:9100"), ("node", "worker-1")]);
-        assert_eq!(node_label(&l).as_deref(), Some("worker-1"));
+        assert_eq!(node_label(&l), Some("worker-1"));
         let l = labels(&[("instance", "worker-2"), ("node_name", "")]);
-        assert_eq!(node_label(&l).as_deref(), Some("worker-2"));
+        assert_eq!(node_label(&l), Some("worker-2"));
         let l = labels(&[("kubernetes_node_name", "w3"), ("nodename", "other")]);
-        assert_eq!(node_label(&l).as_deref(), Some("w3"));
+        assert_eq!(node_label(&l), Some("w3"));
         let l = labels(&[("instance", "192.0.2.7:9100")]);
-        assert_eq!(node_label(&l).as_deref(), Some("192.0.2.7"));
+        assert_eq!(node_label(&l), Some("192.0.2.7"));
         assert_eq!(node_label(&labels(&[("job", "x")])), None);
     }
 
@@ -267,13 +243,16 @@ mod tests {
 
     #[test]
     fn mapping_sources() {
-        let found = mappings_from(&[
-            sample(&[("internal_ip", "192.0.2.1"), ("node", "a")]),
-            sample(&[("instance", "192.0.2.2:9100"), ("nodename", "b")]),
-            sample(&[("pod_ip", "198.51.100.9"), ("node", "c")]),
-            sample(&[("pod_ip", "not-an-ip"), ("node", "d")]),
-            sample(&[("pod_ip", "198.51.100.10"), ("node", "")]),
-        ]);
+        let found: Vec<(IpAddr, String)> = [
+            labels(&[("internal_ip", "192.0.2.1"), ("node", "a")]),
+            labels(&[("instance", "192.0.2.2:9100"), ("nodename", "b")]),
+            labels(&[("pod_ip", "198.51.100.9"), ("node", "c")]),
+            labels(&[("pod_ip", "not-an-ip"), ("node", "d")]),
+            labels(&[("pod_ip", "198.51.100.10"), ("node", "")]),
+        ]
+        .iter()
+        .filter_map(mapping_from)
+        .collect();
         assert_eq!(
             found,
             vec![
@@ -296,7 +275,10 @@ mod tests {
         assert_eq!(names.resolve("192.0.2.1"), "a");
         assert_eq!(names.resolve("192.0.2.2"), "192.0.2.2");
         assert_eq!(names.resolve("worker-x"), "worker-x");
-        names.unmapped.insert("192.0.2.2".parse().unwrap(), now);
+        names.learn(&["192.0.2.2".parse().unwrap()], Vec::new(), now);
+        assert!(names.is_unmapped_address("192.0.2.2"));
+        assert!(!names.is_unmapped_address("192.0.2.1"));
+        assert!(!names.is_unmapped_address("worker-x"));
         assert!(names.unknown(nodes, now).is_empty());
         assert_eq!(names.unknown(nodes, now + UNMAPPED_RETRY).len(), 1);
     }

@@ -1,33 +1,38 @@
-//! Wiring: configuration, the poller thread, the HTTP thread, and signal handling.
+//! Wiring: configuration, the poller thread, the HTTP thread, signals, and an orderly stop.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use log::{error, info, warn};
+use log::info;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use prometheus_agent::config::{self, Config, ProcessEnv};
+use prometheus_agent::config::{self, Config, EXIT_CONFIG, NamespaceSource, ProcessEnv};
+use prometheus_agent::history::Past;
+use prometheus_agent::identity::NodeNames;
 use prometheus_agent::poller::{self, Poller};
-use prometheus_agent::prometheus::Client;
-use prometheus_agent::queries::{QuerySet, TableKind};
+use prometheus_agent::prometheus::{Client, QuerySource};
+use prometheus_agent::queries::Queries;
+use prometheus_agent::schema::PerTable;
 use prometheus_agent::server::{self, App};
 use prometheus_agent::status::Status;
 use prometheus_agent::streams::Streams;
 use prometheus_agent::table::Table;
+use prometheus_agent::{check, routes};
 
-/// Exit code for invalid configuration or usage.
-const EXIT_CONFIG: u8 = 2;
+/// How long streams get to send their close frame at shutdown (the whole stop is under 2 s).
+const STOP_GRACE: Duration = Duration::from_millis(1500);
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None => {}
         Some("-h" | "--help" | "help") => {
-            print!("{}", config::HELP);
+            print!("{}{}", config::HELP, routes::help());
             return ExitCode::SUCCESS;
         }
         Some("-V" | "--version") => {
@@ -35,14 +40,10 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some("check") => {
-            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-                .init();
+            init_logging();
             return match Config::from_env(&ProcessEnv) {
-                Ok(config) => prometheus_agent::check::run(&config),
-                Err(e) => {
-                    eprintln!("prometheus-agent: {e}");
-                    ExitCode::from(EXIT_CONFIG)
-                }
+                Ok(config) => check::run(&config),
+                Err(e) => fail_config(&e),
             };
         }
         Some(other) => {
@@ -50,28 +51,98 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     }
+    init_logging();
+    match start() {
+        Ok(running) => running.wait_and_stop(),
+        Err(code) => code,
+    }
+}
 
+fn init_logging() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+}
 
-    let started = (|| {
-        let config = Config::from_env(&ProcessEnv)?;
-        let queries = QuerySet::load(
-            &config.namespace,
-            config.window,
-            config.queries_file.as_deref(),
-        )?;
-        let client = Client::new(&config)?;
-        Ok::<_, config::ConfigError>((config, queries, client))
-    })();
-    let (config, queries, client) = match started {
-        Ok(parts) => parts,
-        Err(e) => {
-            eprintln!("prometheus-agent: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+fn fail_config(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("prometheus-agent: {e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+/// The agent once started: what an orderly stop needs.
+struct Running {
+    signals: Signals,
+    tables: PerTable<Arc<Table>>,
+    streams: Arc<Streams>,
+    shutdown: Arc<AtomicBool>,
+    stop_poller: Sender<()>,
+    http: JoinHandle<()>,
+}
+
+/// Reads the configuration and starts the HTTP and poller threads; the exit code on failure.
+fn start() -> Result<Running, ExitCode> {
+    let (config, queries, client) = configure().map_err(|e| fail_config(&e))?;
+    announce(&config);
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("prometheus-agent: {e}");
+        ExitCode::FAILURE
     };
-    if config.namespace_source == "fallback" {
-        warn!("no NAMESPACE, POD_NAMESPACE or service-account namespace: observing \"default\"");
+    // Installed before any thread starts, so no signal is missed.
+    let signals = Signals::new([SIGTERM, SIGINT]).map_err(|e| fail(&e))?;
+    let source: Arc<dyn QuerySource + Send + Sync> = Arc::new(client);
+    let names = Arc::new(Mutex::new(NodeNames::new()));
+    let queries = Arc::new(queries);
+    let tables = PerTable::new(|kind| Arc::new(Table::new(kind, config.buffer_size)));
+    let status = Arc::new(Status::new(config.update_interval));
+    let streams = Streams::new(config.max_streams);
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let app = Arc::new(App {
+        tables: tables.clone(),
+        status: Arc::clone(&status),
+        streams: Arc::clone(&streams),
+        past: Arc::new(Past::new(
+            Arc::clone(&source),
+            Arc::clone(&names),
+            Arc::clone(&queries),
+            &config.namespace,
+        )),
+        buffer_size: config.buffer_size,
+        interval_ms: config.update_interval.as_millis() as i64,
+    });
+    let (_, http) = server::start(config.listen_addr, app, Arc::clone(&shutdown))
+        .map_err(|e| fail(&format!("{e} (check LISTEN_ADDR / PORT)")))?;
+    let (stop_poller, stopped) = mpsc::channel::<()>();
+    let poller = Poller::new(source, names, &queries, &config.namespace);
+    let interval = config.update_interval;
+    let poller_tables = tables.clone();
+    std::thread::Builder::new()
+        .name("poller".into())
+        .spawn(move || poller::run(poller, interval, poller_tables, status, stopped))
+        .map_err(|e| fail(&format!("cannot start the poller thread: {e}")))?;
+    Ok(Running {
+        signals,
+        tables,
+        streams,
+        shutdown,
+        stop_poller,
+        http,
+    })
+}
+
+fn configure() -> Result<(Config, Queries, Client), config::ConfigError> {
+    let config = Config::from_env(&ProcessEnv)?;
+    let queries = Queries::load(
+        &config.namespace,
+        config.window,
+        config.queries_file.as_deref(),
+    )?;
+    let client = Client::new(&config)?;
+    Ok((config, queries, client))
+}
+
+fn announce(config: &Config) {
+    if config.namespace_source == NamespaceSource::Fallback {
+        log::warn!(
+            "no NAMESPACE, POD_NAMESPACE or service-account namespace: observing \"default\""
+        );
     }
     info!(
         "prometheus-agent {} observing namespace {:?} (from {}) via {} every {:?}, window {:?}",
@@ -82,62 +153,25 @@ fn main() -> ExitCode {
         config.update_interval,
         config.window
     );
+}
 
-    let nodes = Arc::new(Table::new(TableKind::Nodes, config.buffer_size));
-    let pods = Arc::new(Table::new(TableKind::Pods, config.buffer_size));
-    let status = Arc::new(Status::new(config.update_interval));
-    let shutdown = Arc::new(AtomicBool::new(false));
-    let streams = Streams::new(config.max_streams);
-
-    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
-        Ok(s) => s,
-        Err(e) => {
-            error!("cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
+impl Running {
+    /// Blocks until SIGTERM/SIGINT (as PID 1 in a container nothing else would stop us), then
+    /// stops polling, closes streams (1001 or the final chunk) and returns within 2 s. A poller
+    /// in the middle of a query is not waited for.
+    fn wait_and_stop(mut self) -> ExitCode {
+        let signal = self.signals.forever().next();
+        info!("received signal {signal:?}; shutting down");
+        self.shutdown.store(true, Ordering::SeqCst);
+        drop(self.stop_poller);
+        for (_, table) in self.tables.iter() {
+            table.close();
         }
-    };
-
-    let app = Arc::new(App {
-        nodes: Arc::clone(&nodes),
-        pods: Arc::clone(&pods),
-        status: Arc::clone(&status),
-        streams: Arc::clone(&streams),
-        buffer_size: config.buffer_size,
-    });
-    let (_, http) = match server::start(config.listen_addr, app, Arc::clone(&shutdown)) {
-        Ok(started) => started,
-        Err(e) => {
-            eprintln!("prometheus-agent: {e} (check LISTEN_ADDR / PORT)");
-            return ExitCode::FAILURE;
+        let deadline = Instant::now() + STOP_GRACE;
+        while (!self.http.is_finished() || self.streams.open() > 0) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
-    };
-
-    let (stop_poller, poller_stopped) = mpsc::channel::<()>();
-    let poller = Poller::new(client, queries, config.namespace.clone());
-    let interval = config.update_interval;
-    let tables = [Arc::clone(&nodes), Arc::clone(&pods)];
-    let spawned = std::thread::Builder::new()
-        .name("poller".into())
-        .spawn(move || poller::run(poller, interval, nodes, pods, status, poller_stopped));
-    if let Err(e) = spawned {
-        error!("cannot start the poller thread: {e}");
-        return ExitCode::FAILURE;
+        info!("stopped");
+        ExitCode::SUCCESS
     }
-
-    // Block until SIGTERM/SIGINT. As PID 1 in a container nothing else would stop us.
-    let signal = signals.forever().next();
-    info!("received signal {signal:?}; shutting down");
-    shutdown.store(true, Ordering::SeqCst);
-    drop(stop_poller);
-    // Streams get their close frame (1001) or final chunk; the HTTP thread notices the flag
-    // within its poll period. A poller mid-query is not waited for.
-    for table in &tables {
-        table.close();
-    }
-    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
-    while (!http.is_finished() || streams.open() > 0) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    info!("stopped");
-    ExitCode::SUCCESS
 }

@@ -1,60 +1,138 @@
-//! One poll cycle (queries → identities → rows) and the fixed schedule that repeats it.
+//! The live cycle and its schedule: every `UPDATE_INTERVAL`, evaluate the live queries at
+//! the latest point of the epoch grid, push the rows into the tables, record the outcome.
+//!
+//! Observation times are multiples of `UPDATE_INTERVAL` since the Unix epoch, so captures
+//! from a restarted agent, from agents in two namespaces, and history all line up row for
+//! row (docs/design.md, "Time grid").
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
-use crate::identity::{self, NodeNames};
-use crate::prometheus::{Client, QueryError, Sample};
-use crate::queries::{QuerySet, TableKind};
+use crate::cycle::{self, Outcome, Planned, Steps, render};
+use crate::format::{Millis, now_ms};
+use crate::identity::NodeNames;
+use crate::prometheus::{QueryError, QuerySource};
+use crate::queries::Queries;
+use crate::schema::{Measure, PerTable, TableKind};
 use crate::status::Status;
-use crate::table::{self, Row, Table};
+use crate::table::{Row, Table};
 
-/// What one column's query gave in a cycle.
+/// A finished live cycle: the rows of both tables and how each column fared.
 #[derive(Debug, Clone)]
-pub struct ColumnReport {
-    pub table: TableKind,
-    pub column: &'static str,
-    /// `None`: the column is disabled.
-    pub outcome: Option<Result<usize, QueryError>>,
-    /// Rows (node or pod names) that got a value from this column.
-    pub rows: Vec<String>,
+pub struct CycleRows {
+    pub rows: PerTable<Vec<Row>>,
+    pub outcome: Outcome,
 }
 
-/// The result of a cycle that reached Prometheus.
-#[derive(Debug, Clone)]
-pub struct Cycle {
-    pub node_rows: Vec<Row>,
-    pub pod_rows: Vec<Row>,
-    pub columns: Vec<ColumnReport>,
-    /// Addresses no mapping series knew; they stay as IPs in `instance`.
-    pub unmapped: Vec<String>,
-}
-
-/// One column's query answer; `None` when the column is disabled.
-type Answer = (
-    TableKind,
-    &'static str,
-    Option<Result<Vec<Sample>, QueryError>>,
-);
-
-/// Values of one row under construction; `Some(NaN)` marks a series that answered NaN.
-struct Draft {
-    node: Option<String>,
-    values: Vec<Option<f64>>,
-}
-
+/// Runs live cycles against one query source and logs what goes wrong, once.
 pub struct Poller {
-    client: Client,
-    queries: QuerySet,
+    source: Arc<dyn QuerySource + Send + Sync>,
+    names: Arc<Mutex<NodeNames>>,
     namespace: String,
-    names: NodeNames,
-    /// (table, column, row) already warned about duplicate series; bounded.
-    duplicate_warnings: HashSet<(TableKind, &'static str, String)>,
+    plan: Vec<Planned>,
+    warned_duplicates: HashSet<(TableKind, usize, String)>,
     failures: FailureLog,
+}
+
+/// Duplicate-series warnings remembered; beyond this they are not repeated.
+const DUPLICATE_WARNINGS: usize = 10_000;
+
+impl Poller {
+    pub fn new(
+        source: Arc<dyn QuerySource + Send + Sync>,
+        names: Arc<Mutex<NodeNames>>,
+        queries: &Queries,
+        namespace: &str,
+    ) -> Poller {
+        Poller {
+            source,
+            names,
+            namespace: namespace.to_string(),
+            plan: cycle::plan(queries, &TableKind::ALL, Measure::Live, 0),
+            warned_duplicates: HashSet::new(),
+            failures: FailureLog::default(),
+        }
+    }
+
+    /// The source the poller queries, for diagnostics that ask more (`check`).
+    pub fn source(&self) -> &dyn QuerySource {
+        &*self.source
+    }
+
+    /// Evaluates every live query at `observation`; `collection` is when the cycle started.
+    /// Fails only when Prometheus gave no usable answer at all.
+    pub fn cycle(
+        &mut self,
+        observation: Millis,
+        collection: Millis,
+    ) -> Result<CycleRows, QueryError> {
+        let outcome = cycle::evaluate(
+            &*self.source,
+            &self.names,
+            &self.plan,
+            Steps::at(observation),
+            &self.namespace,
+        )?;
+        self.log_outcome(&outcome);
+        let stamp = render::Stamp {
+            collection,
+            observation,
+        };
+        let rows = outcome.rows.map(|kind, steps| {
+            let rows = steps.first().map(Vec::as_slice).unwrap_or_default();
+            render::measurement_lines(kind, rows, stamp, &self.namespace)
+                .into_iter()
+                .map(|line| Row {
+                    collection_ms: collection,
+                    observation_ms: observation,
+                    line: line.into(),
+                })
+                .collect()
+        });
+        Ok(CycleRows { rows, outcome })
+    }
+
+    fn log_outcome(&mut self, outcome: &Outcome) {
+        for c in &outcome.columns {
+            let what = format!("{}.{} query (column left empty)", c.table.name(), c.name);
+            match &c.outcome {
+                Some(Err(e)) => self.failures.failed(&what, &e.to_string()),
+                _ => self.failures.recovered(&what),
+            }
+        }
+        match outcome.mapping_errors.first() {
+            Some(e) => self.failures.failed("node address mapping", &e.to_string()),
+            None => self.failures.recovered("node address mapping"),
+        }
+        for d in &outcome.duplicates {
+            let key = (d.table, d.column, d.row.clone());
+            if self.warned_duplicates.len() < DUPLICATE_WARNINGS
+                && self.warned_duplicates.insert(key)
+            {
+                let column = self.column_name(d.table, d.column);
+                warn!(
+                    "{}.{column}: several series resolve to {:?}; keeping the first{}",
+                    d.table.name(),
+                    d.row,
+                    d.ignored
+                        .as_ref()
+                        .map(|l| format!(", ignoring {l}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+
+    fn column_name(&self, table: TableKind, column: usize) -> &'static str {
+        self.plan
+            .iter()
+            .find(|p| p.table == table && p.column == column)
+            .map_or("?", |p| p.name)
+    }
 }
 
 /// Logs a persisting failure once (again when its text changes) and its recovery, so a
@@ -81,261 +159,32 @@ impl FailureLog {
     }
 }
 
-impl Poller {
-    pub fn new(client: Client, queries: QuerySet, namespace: String) -> Poller {
-        Poller {
-            client,
-            queries,
-            namespace,
-            names: NodeNames::new(),
-            duplicate_warnings: HashSet::new(),
-            failures: FailureLog::default(),
-        }
-    }
-
-    /// Runs every query at `observation`, resolves identities and renders the rows.
-    /// Fails only when Prometheus gave no usable answer at all.
-    pub fn cycle(&mut self, observation: SystemTime) -> Result<Cycle, QueryError> {
-        let collection = SystemTime::now();
-        let mut answers: Vec<Answer> = Vec::new();
-        let mut first_error = None;
-        let mut any_success = false;
-        let mut timeouts = 0;
-        for kind in [TableKind::Nodes, TableKind::Pods] {
-            for q in self.queries.table(kind) {
-                let answer = q
-                    .promql
-                    .as_ref()
-                    .map(|promql| self.client.query(promql, observation));
-                match &answer {
-                    Some(Err(e)) if e.is_unreachable() => return Err(e.clone()),
-                    // One heavy query only empties its column; a second timeout means
-                    // Prometheus is overloaded, and waiting for every query would only
-                    // add to its load and delay the cycle by many timeouts.
-                    Some(Err(e)) if e.is_timeout() && timeouts > 0 => return Err(e.clone()),
-                    Some(Err(e)) if e.is_timeout() => {
-                        timeouts += 1;
-                        first_error.get_or_insert_with(|| e.clone());
-                    }
-                    Some(Err(e)) => {
-                        first_error.get_or_insert_with(|| e.clone());
-                    }
-                    Some(Ok(_)) => any_success = true,
-                    None => {}
-                }
-                answers.push((kind, q.column, answer));
-            }
-        }
-        if !any_success && let Some(e) = first_error {
-            return Err(e);
-        }
-
-        // Map node addresses not seen before, with the same evaluation time.
-        let labelled: Vec<String> = answers
-            .iter()
-            .filter_map(|(_, _, a)| a.as_ref()?.as_ref().ok())
-            .flatten()
-            .filter_map(|s| identity::node_label(&s.labels))
-            .collect();
-        let unknown = self
-            .names
-            .unknown(labelled.iter().map(String::as_str), Instant::now());
-        if !unknown.is_empty() {
-            let errors = self.names.learn(&self.client, &unknown, observation);
-            match errors.first() {
-                Some(e) => self.failures.failed("node address mapping", &e.to_string()),
-                None => self.failures.recovered("node address mapping"),
-            }
-        }
-        let mut unmapped: Vec<String> = labelled
-            .iter()
-            .filter(|n| n.parse::<std::net::IpAddr>().is_ok() && self.names.resolve(n) == **n)
-            .cloned()
-            .collect();
-        unmapped.sort();
-        unmapped.dedup();
-
-        let mut nodes: BTreeMap<String, Draft> = BTreeMap::new();
-        let mut pods: BTreeMap<String, Draft> = BTreeMap::new();
-        let mut columns = Vec::new();
-        let mut index = [0usize; 2];
-        for (kind, column, answer) in answers {
-            let slot = match kind {
-                TableKind::Nodes => 0,
-                TableKind::Pods => 1,
-            };
-            let col = index[slot];
-            index[slot] += 1;
-            let width = kind.defaults().len();
-            let mut rows = Vec::new();
-            let outcome = answer.map(|a| {
-                a.map(|samples| {
-                    for s in &samples {
-                        let node = identity::node_label(&s.labels).map(|n| self.names.resolve(&n));
-                        let (key, drafts) = match kind {
-                            TableKind::Nodes => match node.clone() {
-                                Some(n) => (n, &mut nodes),
-                                None => {
-                                    debug!("{column}: series without a node label: {:?}", s.labels);
-                                    continue;
-                                }
-                            },
-                            TableKind::Pods => {
-                                if identity::namespace_label(&s.labels)
-                                    .is_some_and(|ns| ns != self.namespace)
-                                {
-                                    continue;
-                                }
-                                match identity::pod_label(&s.labels) {
-                                    Some(p) => (p.to_string(), &mut pods),
-                                    None => {
-                                        debug!(
-                                            "{column}: series without a pod label: {:?}",
-                                            s.labels
-                                        );
-                                        continue;
-                                    }
-                                }
-                            }
-                        };
-                        let draft = drafts.entry(key.clone()).or_insert_with(|| Draft {
-                            node: None,
-                            values: vec![None; width],
-                        });
-                        if draft.values[col].is_some() {
-                            self.warn_duplicate(kind, column, &key, &s.labels);
-                            continue;
-                        }
-                        draft.values[col] = Some(s.value);
-                        if draft.node.is_none() {
-                            draft.node = node;
-                        }
-                        rows.push(key);
-                    }
-                    samples.len()
-                })
-            });
-            let what = format!("{}.{column} query (column left empty)", kind.name());
-            match &outcome {
-                Some(Err(e)) => self.failures.failed(&what, &e.to_string()),
-                _ => self.failures.recovered(&what),
-            }
-            columns.push(ColumnReport {
-                table: kind,
-                column,
-                outcome,
-                rows,
-            });
-        }
-
-        let collection_ms = table::unix_ms(collection);
-        let times = [
-            table::format_time(collection),
-            table::format_time(observation),
-        ];
-        let render = |prefix: Vec<String>, values: &[Option<f64>]| Row {
-            collection_ms,
-            line: table::csv_line(
-                &prefix
-                    .into_iter()
-                    .chain(values.iter().map(|v| table::format_value(*v)))
-                    .collect::<Vec<_>>(),
-            ),
-        };
-        let node_rows = nodes
-            .iter()
-            .map(|(name, d)| {
-                render(
-                    vec![name.clone(), times[0].clone(), times[1].clone()],
-                    &d.values,
-                )
-            })
-            .collect();
-        let pod_rows = pods
-            .iter()
-            .map(|(name, d)| {
-                let prefix = vec![
-                    d.node.clone().unwrap_or_default(),
-                    times[0].clone(),
-                    times[1].clone(),
-                    name.clone(),
-                    self.namespace.clone(),
-                ];
-                render(prefix, &d.values)
-            })
-            .collect();
-        Ok(Cycle {
-            node_rows,
-            pod_rows,
-            columns,
-            unmapped,
-        })
-    }
-
-    fn warn_duplicate(
-        &mut self,
-        kind: TableKind,
-        column: &'static str,
-        row: &str,
-        labels: &BTreeMap<String, String>,
-    ) {
-        if self.duplicate_warnings.len() >= 10_000 {
-            return;
-        }
-        if self
-            .duplicate_warnings
-            .insert((kind, column, row.to_string()))
-        {
-            warn!(
-                "{}.{column}: several series resolve to {row:?}; keeping the first, ignoring {labels:?}",
-                kind.name()
-            );
-        }
-    }
+/// The latest grid point at or before `t`.
+pub fn grid_floor(t: Millis, interval: Millis) -> Millis {
+    t.div_euclid(interval) * interval
 }
 
-/// Runs cycles on a fixed schedule (`start + n × interval`, no drift) until `shutdown`
-/// fires or its sender is dropped. The first cycle runs at once.
+/// Runs cycles on the epoch grid until `shutdown` fires or its sender is dropped. The first
+/// cycle runs at once, evaluated at the latest grid point; a cycle that overruns skips the
+/// grid points it missed instead of bunching cycles.
 pub fn run(
     mut poller: Poller,
     interval: Duration,
-    nodes: Arc<Table>,
-    pods: Arc<Table>,
+    tables: PerTable<Arc<Table>>,
     status: Arc<Status>,
     shutdown: Receiver<()>,
 ) {
-    let start = Instant::now();
-    let start_wall = SystemTime::now();
-    let mut tick: u32 = 0;
+    let interval = (interval.as_millis() as Millis).max(1);
+    let mut next = grid_floor(now_ms(), interval);
     loop {
-        let due = start + interval * tick;
-        match shutdown.recv_timeout(due.saturating_duration_since(Instant::now())) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        if !sleep_until(next, &shutdown) {
+            return;
         }
         let began = Instant::now();
-        let observation = start_wall + interval * tick;
-        match poller.cycle(observation) {
+        match poller.cycle(next, now_ms()) {
             Ok(cycle) => {
-                for c in &cycle.columns {
-                    if let Some(Err(_)) = c.outcome {
-                        status.query_failed(c.table, c.column);
-                    }
-                }
-                let counts = [
-                    (TableKind::Nodes, cycle.node_rows.len()),
-                    (TableKind::Pods, cycle.pod_rows.len()),
-                ];
-                nodes.push(cycle.node_rows);
-                pods.push(cycle.pod_rows);
-                status.cycle_succeeded(began.elapsed(), &counts);
+                record(cycle, &tables, &status, began);
                 poller.failures.recovered("cycle");
-                debug!(
-                    "cycle {tick}: {} node rows, {} pod rows in {:?}",
-                    counts[0].1,
-                    counts[1].1,
-                    began.elapsed()
-                );
             }
             Err(e) => {
                 poller
@@ -344,15 +193,69 @@ pub fn run(
                 status.cycle_failed(began.elapsed(), e.to_string());
             }
         }
-        // Next tick strictly in the future; ticks that passed during an overrun are skipped.
-        let elapsed = start.elapsed();
-        let next = (elapsed.as_nanos() / interval.as_nanos().max(1)) as u32 + 1;
-        let next = next.max(tick + 1);
-        if next > tick + 1 {
-            let missed = next - tick - 1;
+        let (following, missed) = next_tick(next, interval, now_ms());
+        if missed > 0 {
             info!("cycle overran the interval; skipping {missed} scheduled cycle(s)");
-            status.ticks_missed(u64::from(missed));
+            status.ticks_missed(missed);
         }
-        tick = next;
+        next = following;
+    }
+}
+
+/// The grid point after `current` that is still ahead of `now`, and how many were skipped.
+pub fn next_tick(current: Millis, interval: Millis, now: Millis) -> (Millis, u64) {
+    let following = current + interval;
+    if following > now {
+        return (following, 0);
+    }
+    let upcoming = grid_floor(now, interval) + interval;
+    (upcoming, ((upcoming - following) / interval) as u64)
+}
+
+/// Waits until the wall clock reaches `t`; false when shutdown was asked for.
+fn sleep_until(t: Millis, shutdown: &Receiver<()>) -> bool {
+    loop {
+        let wait = t - now_ms();
+        if wait <= 0 {
+            return true;
+        }
+        match shutdown.recv_timeout(Duration::from_millis(wait as u64)) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return false,
+        }
+    }
+}
+
+fn record(cycle: CycleRows, tables: &PerTable<Arc<Table>>, status: &Status, began: Instant) {
+    for c in &cycle.outcome.columns {
+        if let Some(Err(_)) = c.outcome {
+            status.query_failed(c.table, c.name);
+        }
+    }
+    let counts = cycle.rows.map(|_, rows| rows.len());
+    tables.nodes.push(cycle.rows.nodes);
+    tables.pods.push(cycle.rows.pods);
+    status.cycle_succeeded(began.elapsed(), &counts);
+    debug!(
+        "cycle: {} node rows, {} pod rows in {:?}",
+        counts.nodes,
+        counts.pods,
+        began.elapsed()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_and_ticks() {
+        assert_eq!(grid_floor(1_700_000_012_345, 15_000), 1_700_000_010_000);
+        assert_eq!(grid_floor(30_000, 15_000), 30_000);
+        // On time: the next grid point.
+        assert_eq!(next_tick(30_000, 15_000, 31_000), (45_000, 0));
+        // Overran past two grid points: skip them.
+        assert_eq!(next_tick(30_000, 15_000, 61_000), (75_000, 2));
+        assert_eq!(next_tick(30_000, 15_000, 45_000), (60_000, 1));
     }
 }

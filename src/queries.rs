@@ -1,18 +1,22 @@
-//! The PromQL behind every column: SPEC §3 defaults and `QUERIES_FILE` overrides.
+//! The PromQL behind every column: the default queries and `QUERIES_FILE` overrides.
 //!
-//! Only configuration reaches a query: the validated namespace and window, never client input.
+//! Only configuration and numbers the agent formats itself reach a query: the validated
+//! namespace, the window, and (for energy) the length of the requested span. Never client
+//! text.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::config::{ConfigError, promql_duration};
+use crate::format::{Millis, format_seconds};
+use crate::schema::{Measure, PerTable, TableKind, value_columns};
 
 /// Interfaces whose traffic repeats pod traffic or never leaves the node.
 pub const VIRTUAL_INTERFACES: &str = "lo|veth.*|cali.*|cilium.*|lxc.*|flannel.*|cni.*|docker.*|br-.*|virbr.*|vxlan.*|genev.*|tunl.*|kube-.*|weave.*|tun.*|tap.*";
 
-/// Node columns after `instance, collection_time, observation_time`, with default queries.
-pub const NODE_DEFAULTS: &[(&str, &str)] = &[
+/// Default queries of the node table, in column order.
+const NODE_DEFAULTS: &[(&str, &str)] = &[
     (
         "cpu_usage",
         r#"sum by (node, instance) (rate(node_cpu_seconds_total{mode!~"idle|iowait|steal"}[{w}]))"#,
@@ -47,8 +51,8 @@ pub const NODE_DEFAULTS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Pod columns after `instance, collection_time, observation_time, name, namespace`.
-pub const POD_DEFAULTS: &[(&str, &str)] = &[
+/// Default queries of the pod table, in column order.
+const POD_DEFAULTS: &[(&str, &str)] = &[
     (
         "cpu_usage",
         r#"sum by (namespace, pod, node, instance) (rate(container_cpu_usage_seconds_total{namespace="{ns}", container!="", container!="POD", image!=""}[{w}]))"#,
@@ -71,114 +75,135 @@ pub const POD_DEFAULTS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Which table a column belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TableKind {
-    Nodes,
-    Pods,
+/// Default energy queries of the node table. `{range}` is the requested span as a PromQL
+/// duration and `{seconds}` its length in seconds. Counters give their growth; power gauges
+/// give their time average times the span.
+const ENERGY_NODE_DEFAULTS: &[(&str, &str)] = &[
+    (
+        "cpu_seconds",
+        r#"sum by (node, instance) (increase(node_cpu_seconds_total{mode!~"idle|iowait|steal"}[{range}]))"#,
+    ),
+    (
+        "wattage_joules",
+        "sum by (node, instance) (avg_over_time(ipmi_dcmi_power_consumption_watts[{range}])) * {seconds} or sum by (node, instance) (increase(kepler_node_platform_joules_total[{range}]))",
+    ),
+    (
+        "kepler_joules",
+        r#"sum by (node, instance) (label_replace(increase(kepler_node_package_joules_total[{range}]), "zone", "package", "", "") or label_replace(increase(kepler_node_dram_joules_total[{range}]), "zone", "dram", "", "")) or sum by (node_name) (increase(kepler_node_cpu_joules_total{zone=~"package|dram"}[{range}]))"#,
+    ),
+    (
+        "scaph_joules",
+        "sum by (node, instance) (avg_over_time(scaph_host_power_microwatts[{range}])) / 1e6 * {seconds}",
+    ),
+    (
+        "auxilary_joules",
+        r#"sum by (node, instance) (avg_over_time(scaph_process_power_consumption_microwatts{container_id=""}[{range}])) / 1e6 * {seconds}"#,
+    ),
+];
+
+/// Default energy queries of the pod table.
+const ENERGY_POD_DEFAULTS: &[(&str, &str)] = &[
+    (
+        "cpu_seconds",
+        r#"sum by (namespace, pod, node, instance) (increase(container_cpu_usage_seconds_total{namespace="{ns}", container!="", container!="POD", image!=""}[{range}]))"#,
+    ),
+    (
+        "kepler_joules",
+        r#"sum by (container_namespace, pod_name, node, instance) (label_replace(increase(kepler_container_package_joules_total{container_namespace="{ns}"}[{range}]), "zone", "package", "", "") or label_replace(increase(kepler_container_dram_joules_total{container_namespace="{ns}"}[{range}]), "zone", "dram", "", "")) or sum by (pod_namespace, pod_name, node_name) (increase(kepler_pod_cpu_joules_total{pod_namespace="{ns}", zone=~"package|dram"}[{range}]))"#,
+    ),
+    (
+        "scaph_joules",
+        r#"sum by (kubernetes_pod_namespace, kubernetes_pod_name, kubernetes_node_name) (avg_over_time(scaph_process_power_consumption_microwatts{kubernetes_pod_namespace="{ns}"}[{range}])) / 1e6 * {seconds}"#,
+    ),
+];
+
+/// The default queries of a table, in column order.
+pub fn defaults(kind: TableKind, measure: Measure) -> &'static [(&'static str, &'static str)] {
+    match (kind, measure) {
+        (TableKind::Nodes, Measure::Live) => NODE_DEFAULTS,
+        (TableKind::Pods, Measure::Live) => POD_DEFAULTS,
+        (TableKind::Nodes, Measure::Energy) => ENERGY_NODE_DEFAULTS,
+        (TableKind::Pods, Measure::Energy) => ENERGY_POD_DEFAULTS,
+    }
 }
 
-impl TableKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            TableKind::Nodes => "nodes",
-            TableKind::Pods => "pods",
-        }
-    }
-
-    pub fn defaults(self) -> &'static [(&'static str, &'static str)] {
-        match self {
-            TableKind::Nodes => NODE_DEFAULTS,
-            TableKind::Pods => POD_DEFAULTS,
-        }
+/// The name of a table in the queries file: `nodes`, `pods`, `energy_nodes`, `energy_pods`.
+fn file_section(kind: TableKind, measure: Measure) -> String {
+    match measure {
+        Measure::Live => kind.name().to_string(),
+        Measure::Energy => format!("energy_{}", kind.name()),
     }
 }
 
-/// One value column and the query that fills it (`None`: disabled, always empty).
+const MEASURES: [Measure; 2] = [Measure::Live, Measure::Energy];
+
+/// One value column and the query that fills it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnQuery {
     pub column: &'static str,
+    /// `None`: disabled in the queries file; the column is always empty.
     pub promql: Option<String>,
+    /// Whether the query comes from the queries file rather than the defaults.
+    pub overridden: bool,
 }
 
-/// The expanded queries of both tables, in column order.
+/// The expanded queries of every table, in column order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct QuerySet {
-    pub nodes: Vec<ColumnQuery>,
-    pub pods: Vec<ColumnQuery>,
+pub struct Queries {
+    pub live: PerTable<Vec<ColumnQuery>>,
+    /// Energy queries with `{range}` and `{seconds}` still to fill (`energy_promql`).
+    pub energy: PerTable<Vec<ColumnQuery>>,
 }
 
-impl QuerySet {
-    pub fn table(&self, kind: TableKind) -> &[ColumnQuery] {
-        match kind {
-            TableKind::Nodes => &self.nodes,
-            TableKind::Pods => &self.pods,
+/// Table → column → query, as read from the queries file.
+pub type Overrides = BTreeMap<String, BTreeMap<String, String>>;
+
+impl Queries {
+    pub fn table(&self, kind: TableKind, measure: Measure) -> &[ColumnQuery] {
+        match measure {
+            Measure::Live => self.live.get(kind),
+            Measure::Energy => self.energy.get(kind),
         }
     }
 
-    /// Defaults, overridden by `overrides` (table → column → query), with placeholders expanded.
+    /// Defaults, overridden by `overrides`, with `{ns}`, `{w}` and `{phys}` filled in.
     pub fn build(
         namespace: &str,
         window: Duration,
-        overrides: &BTreeMap<String, BTreeMap<String, String>>,
-    ) -> Result<QuerySet, ConfigError> {
-        let fail = |message: String| ConfigError {
-            variable: "QUERIES_FILE",
-            message,
-        };
-        for (table, columns) in overrides {
-            let kind = match table.as_str() {
-                "nodes" => TableKind::Nodes,
-                "pods" => TableKind::Pods,
-                other => {
-                    return Err(fail(format!(
-                        "unknown table {other:?} (expected \"nodes\" or \"pods\")"
-                    )));
-                }
-            };
-            for column in columns.keys() {
-                if !kind.defaults().iter().any(|(c, _)| c == column) {
-                    let known: Vec<&str> = kind.defaults().iter().map(|(c, _)| *c).collect();
-                    return Err(fail(format!(
-                        "unknown {} column {column:?} (known: {})",
-                        kind.name(),
-                        known.join(", ")
-                    )));
-                }
-            }
-        }
+        overrides: &Overrides,
+    ) -> Result<Queries, ConfigError> {
+        check_names(overrides)?;
         let w = promql_duration(window);
-        let expand = |kind: TableKind| -> Vec<ColumnQuery> {
-            kind.defaults()
+        let expand = |kind: TableKind, measure: Measure| -> Vec<ColumnQuery> {
+            defaults(kind, measure)
                 .iter()
                 .map(|(column, default)| {
-                    let text = overrides
-                        .get(kind.name())
-                        .and_then(|cols| cols.get(*column))
-                        .map(String::as_str)
-                        .unwrap_or(default);
-                    let text = text.trim();
+                    let given = overrides
+                        .get(&file_section(kind, measure))
+                        .and_then(|columns| columns.get(*column));
+                    let text = given.map(String::as_str).unwrap_or(default).trim();
                     ColumnQuery {
                         column,
                         promql: (!text.is_empty()).then(|| expand(text, namespace, &w)),
+                        overridden: given.is_some(),
                     }
                 })
                 .collect()
         };
-        Ok(QuerySet {
-            nodes: expand(TableKind::Nodes),
-            pods: expand(TableKind::Pods),
+        Ok(Queries {
+            live: PerTable::new(|kind| expand(kind, Measure::Live)),
+            energy: PerTable::new(|kind| expand(kind, Measure::Energy)),
         })
     }
 
-    /// Defaults plus the overrides in `path` (JSON: `{"nodes": {"wattage": "..."}, "pods": {...}}`).
+    /// Defaults plus the overrides in `path` (JSON: `{"nodes": {"wattage": "..."}, ...}`).
     pub fn load(
         namespace: &str,
         window: Duration,
         path: Option<&Path>,
-    ) -> Result<QuerySet, ConfigError> {
+    ) -> Result<Queries, ConfigError> {
         let overrides = match path {
-            None => BTreeMap::new(),
+            None => Overrides::new(),
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
                     variable: "QUERIES_FILE",
@@ -190,12 +215,41 @@ impl QuerySet {
                 })?
             }
         };
-        QuerySet::build(namespace, window, &overrides)
+        Queries::build(namespace, window, &overrides)
     }
 }
 
+/// Every table and column named in the file must exist: a typo is an error, not a default.
+fn check_names(overrides: &Overrides) -> Result<(), ConfigError> {
+    let fail = |message: String| ConfigError {
+        variable: "QUERIES_FILE",
+        message,
+    };
+    let sections: Vec<(String, TableKind, Measure)> = MEASURES
+        .iter()
+        .flat_map(|m| TableKind::ALL.map(|k| (file_section(k, *m), k, *m)))
+        .collect();
+    for (table, columns) in overrides {
+        let Some((_, kind, measure)) = sections.iter().find(|(name, _, _)| name == table) else {
+            let names: Vec<&str> = sections.iter().map(|(n, _, _)| n.as_str()).collect();
+            return Err(fail(format!(
+                "unknown table {table:?} (expected one of {})",
+                names.join(", ")
+            )));
+        };
+        let known = value_columns(*kind, *measure);
+        if let Some(column) = columns.keys().find(|c| !known.contains(&c.as_str())) {
+            return Err(fail(format!(
+                "unknown {table} column {column:?} (known: {})",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Parses the queries file: a JSON object of tables, each an object of column → query string.
-pub fn parse_overrides(text: &str) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
+pub fn parse_overrides(text: &str) -> Result<Overrides, String> {
     serde_json::from_str(text).map_err(|e| {
         format!(
             "expected JSON like {{\"nodes\": {{\"wattage\": \"<PromQL>\"}}, \"pods\": {{}}}}: {e}"
@@ -211,12 +265,20 @@ fn expand(template: &str, namespace: &str, window: &str) -> String {
         .replace("{w}", window)
 }
 
+/// An energy query for a span of `span_ms`: `{range}` and `{seconds}` filled in.
+pub fn energy_promql(template: &str, span_ms: Millis) -> String {
+    let range = promql_duration(Duration::from_millis(span_ms.max(1) as u64));
+    template
+        .replace("{range}", &range)
+        .replace("{seconds}", &format_seconds(span_ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn build(json: &str) -> Result<QuerySet, ConfigError> {
-        QuerySet::build(
+    fn build(json: &str) -> Result<Queries, ConfigError> {
+        Queries::build(
             "exp-1",
             Duration::from_secs(60),
             &parse_overrides(json).unwrap(),
@@ -224,32 +286,56 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_expanded() {
+    fn defaults_follow_the_columns_and_are_expanded() {
+        for kind in TableKind::ALL {
+            for measure in MEASURES {
+                let names: Vec<&str> = defaults(kind, measure).iter().map(|(c, _)| *c).collect();
+                assert_eq!(names, value_columns(kind, measure), "{kind:?} {measure:?}");
+            }
+        }
         let q = build("{}").unwrap();
-        assert_eq!(q.nodes.len(), 8);
-        assert_eq!(q.pods.len(), 5);
-        let cpu = q.pods[0].promql.as_deref().unwrap();
+        let cpu = q.live.pods[0].promql.as_deref().unwrap();
         assert!(cpu.contains(r#"namespace="exp-1""#), "{cpu}");
         assert!(cpu.contains("[60s]"), "{cpu}");
-        let net = q.nodes[2].promql.as_deref().unwrap();
+        let net = q.live.nodes[2].promql.as_deref().unwrap();
         assert!(net.contains(r#"device!~"lo|veth.*|cali.*"#), "{net}");
-        for c in q.nodes.iter().chain(&q.pods) {
+        for c in q.live.nodes.iter().chain(&q.live.pods) {
             let text = c.promql.as_deref().unwrap();
-            assert!(!text.contains('{') || !text.contains("{w}") && !text.contains("{ns}"));
+            assert!(!text.contains("{w}") && !text.contains("{ns}"), "{text}");
+            assert!(!c.overridden);
         }
+        let energy = q.energy.nodes[3].promql.as_deref().unwrap();
+        assert!(
+            energy.contains("{range}") && energy.contains("{seconds}"),
+            "{energy}"
+        );
+    }
+
+    #[test]
+    fn energy_window_is_filled_in() {
+        let q = build("{}").unwrap();
+        let text = energy_promql(q.energy.nodes[3].promql.as_deref().unwrap(), 90_500);
+        assert!(text.contains("[90500ms]"), "{text}");
+        assert!(text.ends_with("/ 1e6 * 90.5"), "{text}");
+        let text = energy_promql(q.energy.pods[0].promql.as_deref().unwrap(), 3_600_000);
+        assert!(text.contains("[3600s]"), "{text}");
     }
 
     #[test]
     fn override_and_disable() {
-        let q = build(r#"{"nodes": {"wattage": "sum by (node) (my_meter_watts{ns=\"{ns}\"})", "num_processes": "  "}}"#)
+        let q = build(r#"{"nodes": {"wattage": "sum by (node) (my_meter_watts{ns=\"{ns}\"})", "num_processes": "  "},
+                        "energy_pods": {"scaph_joules": ""}}"#)
             .unwrap();
         assert_eq!(
-            q.nodes[3].promql.as_deref(),
+            q.live.nodes[3].promql.as_deref(),
             Some(r#"sum by (node) (my_meter_watts{ns="exp-1"})"#)
         );
-        assert_eq!(q.nodes[4].column, "num_processes");
-        assert_eq!(q.nodes[4].promql, None);
-        assert!(q.nodes[0].promql.is_some());
+        assert!(q.live.nodes[3].overridden);
+        assert_eq!(q.live.nodes[4].column, "num_processes");
+        assert_eq!(q.live.nodes[4].promql, None);
+        assert!(q.live.nodes[4].overridden);
+        assert!(q.live.nodes[0].promql.is_some() && !q.live.nodes[0].overridden);
+        assert_eq!(q.energy.pods[2].promql, None);
     }
 
     #[test]
@@ -259,6 +345,8 @@ mod tests {
         assert!(e.message.contains("\"watts\""), "{}", e.message);
         let e = build(r#"{"pods": {"kepler_wattage": "x"}}"#).unwrap_err();
         assert!(e.message.contains("pods column"), "{}", e.message);
+        let e = build(r#"{"energy_nodes": {"wattage": "x"}}"#).unwrap_err();
+        assert!(e.message.contains("energy_nodes column"), "{}", e.message);
         let e = build(r#"{"containers": {}}"#).unwrap_err();
         assert!(e.message.contains("containers"), "{}", e.message);
         assert!(parse_overrides("nodes:\n  cpu_usage: x").is_err());

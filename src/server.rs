@@ -1,11 +1,12 @@
-//! HTTP routing on `tiny_http` (SPEC §5).
+//! HTTP on `tiny_http`: one dispatcher thread that only accepts and hands off, and a
+//! responder thread per request that routes, renders and writes (README, "API").
 //!
-//! One dispatcher thread takes requests off the server and hands each to a short-lived
-//! responder thread, so a client that reads a download slowly never holds up health probes.
-//! tiny_http's accept loop ends for good on an accept error (e.g. out of file descriptors);
-//! the dispatcher then rebinds the listener instead of going deaf.
+//! Routing and rendering happen on the responder, after the responder limit is checked, so a
+//! large download never delays `/readyz` and a refused request costs nothing. tiny_http's
+//! accept loop ends for good on an accept error (e.g. out of file descriptors); the
+//! dispatcher then listens again instead of going deaf.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -14,33 +15,32 @@ use std::time::Duration;
 use log::{error, info, warn};
 use tiny_http::{Header, Method, Request, Response, Server};
 
-use crate::params;
-use crate::queries::TableKind;
+use crate::energy;
+use crate::format::{Millis, now_ms};
+use crate::history::{ExportReader, Past};
+use crate::params::{self, Span, TableRequest, Window};
+use crate::routes::{self, Handler};
+use crate::schema::{PerTable, TableKind};
 use crate::status::Status;
 use crate::streams::{self, Streams};
 use crate::table::{RowFilter, Table};
 
 /// Responder threads allowed at once; more requests get 503 until some finish.
 const MAX_RESPONDERS: usize = 64;
+/// Stack of a responder (and of the stream it may become): it only formats and copies.
+const RESPONDER_STACK: usize = 256 * 1024;
 /// How often the dispatcher looks at the shutdown flag while idle.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
 
 /// Everything a request may need.
 pub struct App {
-    pub nodes: Arc<Table>,
-    pub pods: Arc<Table>,
+    pub tables: PerTable<Arc<Table>>,
     pub status: Arc<Status>,
     pub streams: Arc<Streams>,
+    pub past: Arc<Past>,
     pub buffer_size: usize,
-}
-
-impl App {
-    pub fn table(&self, kind: TableKind) -> &Arc<Table> {
-        match kind {
-            TableKind::Nodes => &self.nodes,
-            TableKind::Pods => &self.pods,
-        }
-    }
+    /// `UPDATE_INTERVAL` in milliseconds: the default history step and the resume grid.
+    pub interval_ms: Millis,
 }
 
 /// A response before it is written: status, content type, extra headers, body.
@@ -65,126 +65,101 @@ impl Reply {
             body,
         }
     }
+
+    fn csv(name: &str, body: String) -> Reply {
+        Reply {
+            status: 200,
+            content_type: "text/csv; charset=utf-8",
+            headers: csv_headers(name),
+            body,
+        }
+    }
 }
 
-const INDEX: &str = "prometheus-agent: per-node and per-pod measurements as CSV
-
-GET /nodes             buffered node rows (also /download)   ?size=N&since=T
-GET /pods              buffered pod rows of the namespace    ?size=N&since=T
-GET /metrics           live node rows (WebSocket or chunked HTTP; also /metrics/nodes)
-GET /metrics/pods      live pod rows (WebSocket or chunked HTTP)
-GET /livez             200 while the process serves
-GET /readyz            200 if the last cycle succeeded within 3 intervals
-GET /agent/metrics     the agent's own figures (Prometheus text format)
-
-since=T: RFC 3339 (2026-01-31T12:00:05Z) or Unix seconds; rows collected after T.
-";
+fn csv_headers(name: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}.csv\""),
+        ),
+        ("Cache-Control", "no-store".into()),
+    ]
+}
 
 /// What a request turns into.
 #[derive(Debug)]
 pub enum Routed {
     Reply(Reply),
+    /// Rows of `table` for a past span, computed from Prometheus.
+    History(TableKind, Span),
+    /// Joules per node or pod for a window, computed from Prometheus.
+    Energy(TableKind, Window),
     /// A live stream of `table` rows passing `filter`.
     Stream(TableKind, RowFilter),
 }
 
-/// Routes one request, given its method, URL and whether it asks for a WebSocket upgrade.
-pub fn route(app: &App, method: &Method, url: &str, websocket: bool) -> Routed {
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    if let Some(kind) = stream_table(path)
-        && matches!(method, Method::Get | Method::Head)
-    {
-        return match params::parse_filter(query, app.buffer_size) {
-            Ok(filter) => Routed::Stream(kind, filter),
-            Err(reason) => Routed::Reply(Reply::text(400, reason)),
-        };
-    }
-    Routed::Reply(reply(app, method, url, websocket))
+/// The parts of a request routing looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub method: &'a Method,
+    pub url: &'a str,
+    pub websocket: bool,
 }
 
-/// Everything but the streams.
-fn reply(app: &App, method: &Method, url: &str, websocket: bool) -> Reply {
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let table = match path {
-        "/nodes" | "/download" => Some(&app.nodes),
-        "/pods" => Some(&app.pods),
-        _ => None,
+/// Routes one request; cheap, and never waits for Prometheus.
+pub fn route(app: &App, asked: Asked<'_>) -> Routed {
+    let (path, query) = asked.url.split_once('?').unwrap_or((asked.url, ""));
+    let Some(route) = routes::find(path) else {
+        return Routed::Reply(Reply::text(404, routes::not_found(path)));
     };
-    let known = table.is_some()
-        || matches!(
-            path,
-            "/" | "/livez"
-                | "/readyz"
-                | "/agent/metrics"
-                | "/metrics"
-                | "/metrics/nodes"
-                | "/metrics/pods"
-        );
-    if !known {
-        return Reply::text(404, format!("not found: {path} (see / for the endpoints)"));
-    }
-    if !matches!(method, Method::Get | Method::Head) {
+    if !matches!(asked.method, Method::Get | Method::Head) {
         let mut reply = Reply::text(
             405,
-            format!("method {method} not allowed on {path}; use GET"),
+            format!("method {} not allowed on {path}; use GET", asked.method),
         );
         reply.headers.push(("Allow", "GET, HEAD".into()));
-        return reply;
+        return Routed::Reply(reply);
     }
-    let is_stream = path.starts_with("/metrics");
-    if websocket && !is_stream {
-        return Reply::text(
+    if asked.websocket && !matches!(route.handler, Handler::Stream(_)) {
+        return Routed::Reply(Reply::text(
             400,
             format!(
                 "{path} does not accept WebSocket upgrades; streams are /metrics, /metrics/nodes and /metrics/pods"
             ),
-        );
+        ));
     }
-    match (path, table) {
-        (_, Some(table)) => match params::parse_filter(query, app.buffer_size) {
-            Ok(filter) => Reply {
-                status: 200,
-                content_type: "text/csv; charset=utf-8",
-                headers: vec![
-                    (
-                        "Content-Disposition",
-                        format!("attachment; filename=\"{}.csv\"", table.kind().name()),
-                    ),
-                    ("Cache-Control", "no-store".into()),
-                ],
-                body: table.csv(&filter),
-            },
-            Err(reason) => Reply::text(400, reason),
+    let bad_request = |reason: String| Routed::Reply(Reply::text(400, reason));
+    let now = now_ms();
+    match route.handler {
+        Handler::Table(kind) => {
+            match params::parse_table_request(query, app.buffer_size, app.interval_ms, now) {
+                Ok(TableRequest::Buffer(filter)) => {
+                    Routed::Reply(Reply::csv(kind.name(), app.tables.get(kind).csv(&filter)))
+                }
+                Ok(TableRequest::History(span)) => Routed::History(kind, span),
+                Err(reason) => bad_request(reason),
+            }
+        }
+        Handler::Stream(kind) => match params::parse_stream_filter(query, app.buffer_size, now) {
+            Ok(filter) => Routed::Stream(kind, filter),
+            Err(reason) => bad_request(reason),
         },
-        ("/", _) => Reply::text(200, INDEX),
-        ("/livez", _) => Reply::text(200, "ok"),
-        ("/readyz", _) => match app.status.readiness() {
+        Handler::Energy(kind) => match params::parse_window(query, now) {
+            Ok(window) => Routed::Energy(kind, window),
+            Err(reason) => bad_request(reason),
+        },
+        Handler::Index => Routed::Reply(Reply::text(200, routes::index())),
+        Handler::Livez => Routed::Reply(Reply::text(200, "ok")),
+        Handler::Readyz => Routed::Reply(match app.status.readiness() {
             Ok(()) => Reply::text(200, "ok"),
             Err(reason) => Reply::text(503, format!("not ready: {reason}")),
-        },
-        ("/agent/metrics", _) => Reply {
+        }),
+        Handler::AgentMetrics => Routed::Reply(Reply {
             status: 200,
             content_type: "text/plain; version=0.0.4; charset=utf-8",
             headers: Vec::new(),
-            body: app.status.render(&[&app.nodes, &app.pods]) + &app.streams.render(),
-        },
-        _ => match params::parse_filter(query, app.buffer_size) {
-            // Live streams arrive with the streaming work; the path is reserved.
-            Ok(_) => Reply::text(
-                501,
-                format!("{path}: live streams are not available in this version"),
-            ),
-            Err(reason) => Reply::text(400, reason),
-        },
-    }
-}
-
-/// Which table a stream path serves.
-pub fn stream_table(path: &str) -> Option<TableKind> {
-    match path {
-        "/metrics" | "/metrics/nodes" => Some(TableKind::Nodes),
-        "/metrics/pods" => Some(TableKind::Pods),
-        _ => None,
+            body: app.status.render(&app.tables) + &app.streams.render(),
+        }),
     }
 }
 
@@ -193,6 +168,22 @@ fn asks_for_websocket(request: &Request) -> bool {
         .headers()
         .iter()
         .any(|h| h.field.equiv("Upgrade") && h.value.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+fn add_headers<R: Read>(
+    response: &mut Response<R>,
+    content_type: &str,
+    headers: &[(&'static str, String)],
+) {
+    let mut add = |name: &str, value: &str| {
+        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    };
+    add("Content-Type", content_type);
+    for (name, value) in headers {
+        add(name, value);
+    }
 }
 
 fn respond(request: Request, reply: Reply) {
@@ -204,19 +195,85 @@ fn respond(request: Request, reply: Reply) {
         Some(length),
         None,
     );
-    let mut add = |name: &str, value: &str| {
-        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(h);
-        }
-    };
-    add("Content-Type", reply.content_type);
-    for (name, value) in &reply.headers {
-        add(name, value);
-    }
+    add_headers(&mut response, reply.content_type, &reply.headers);
     // A client that hung up is not an error worth more than a debug line.
     if let Err(e) = request.respond(response) {
         log::debug!("client went away: {e}");
     }
+}
+
+/// Serves one request on the responder thread that holds `slot`.
+fn serve(app: &App, request: Request, slot: ResponderSlot) {
+    let websocket = asks_for_websocket(&request);
+    let asked = Asked {
+        method: request.method(),
+        url: request.url(),
+        websocket,
+    };
+    match route(app, asked) {
+        Routed::Reply(reply) => respond(request, reply),
+        Routed::History(kind, span) => history(app, request, kind, span),
+        Routed::Energy(kind, window) => energy(app, request, kind, window),
+        Routed::Stream(kind, filter) => {
+            let Some(stream_slot) = app.streams.acquire() else {
+                return respond(
+                    request,
+                    Reply::text(503, "too many streams open (MAX_STREAMS); retry later"),
+                );
+            };
+            // From here on this thread is a stream, not a responder.
+            drop(slot);
+            let source = streams::Source {
+                table: Arc::clone(app.tables.get(kind)),
+                past: Arc::clone(&app.past),
+                interval_ms: app.interval_ms,
+            };
+            streams::run(request, source, filter, stream_slot, websocket);
+        }
+    }
+}
+
+fn busy_reply() -> Reply {
+    Reply::text(
+        503,
+        "too many history or energy requests at once (at most 2); retry later",
+    )
+}
+
+fn prometheus_failed(e: &dyn std::fmt::Display) -> Reply {
+    Reply::text(502, format!("cannot compute this from Prometheus: {e}"))
+}
+
+fn history(app: &App, request: Request, kind: TableKind, span: Span) {
+    let Some(slot) = app.past.try_slot() else {
+        return respond(request, busy_reply());
+    };
+    let rows_per_step = app.tables.get(kind).newest_cycle_len();
+    let export = app.past.export(kind, span, rows_per_step);
+    let reader = match ExportReader::start(export, Some(slot)) {
+        Ok(reader) => reader,
+        Err(e) => return respond(request, prometheus_failed(&e)),
+    };
+    let mut response = Response::new(200.into(), Vec::new(), reader, None, None);
+    add_headers(
+        &mut response,
+        "text/csv; charset=utf-8",
+        &csv_headers(kind.name()),
+    );
+    if let Err(e) = request.respond(response) {
+        log::debug!("history export not completed: {e}");
+    }
+}
+
+fn energy(app: &App, request: Request, kind: TableKind, window: Window) {
+    let Some(_slot) = app.past.try_slot() else {
+        return respond(request, busy_reply());
+    };
+    let reply = match energy::energy_csv(&app.past, kind, window) {
+        Ok(csv) => Reply::csv(&format!("energy-{}", kind.name()), csv),
+        Err(e) => prometheus_failed(&e),
+    };
+    respond(request, reply);
 }
 
 /// A blocked write gives up after this long. No read timeout is set: on the listening socket
@@ -268,6 +325,26 @@ pub fn start(
     Ok((bound, handle))
 }
 
+/// One of the `MAX_RESPONDERS` places, held by a responder thread until dropped.
+struct ResponderSlot(Arc<AtomicUsize>);
+
+impl ResponderSlot {
+    fn take(count: &Arc<AtomicUsize>) -> Option<ResponderSlot> {
+        count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_RESPONDERS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ResponderSlot(Arc::clone(count)))
+    }
+}
+
+impl Drop for ResponderSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 fn dispatch(mut server: Server, addr: SocketAddr, app: Arc<App>, shutdown: Arc<AtomicBool>) {
     let responders = Arc::new(AtomicUsize::new(0));
     while !shutdown.load(Ordering::SeqCst) {
@@ -277,157 +354,48 @@ fn dispatch(mut server: Server, addr: SocketAddr, app: Arc<App>, shutdown: Arc<A
             Err(e) => {
                 error!("HTTP accept loop ended ({e}); listening again");
                 drop(server);
-                server = loop {
-                    if shutdown.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_secs(1));
-                    match bind(addr) {
-                        Ok(s) => break s,
-                        Err(e) => warn!("{e}"),
-                    }
-                };
-                continue;
-            }
-        };
-        let websocket = asks_for_websocket(&request);
-        let reply = match route(&app, request.method(), request.url(), websocket) {
-            Routed::Reply(reply) => reply,
-            Routed::Stream(kind, filter) => {
-                match app.streams.acquire() {
-                    Some(slot) => streams::start(
-                        request,
-                        Arc::clone(app.table(kind)),
-                        filter,
-                        slot,
-                        websocket,
-                    ),
-                    None => respond(
-                        request,
-                        Reply::text(503, "too many streams open (MAX_STREAMS); retry later"),
-                    ),
+                match rebind(addr, &shutdown) {
+                    Some(s) => server = s,
+                    None => return,
                 }
                 continue;
             }
         };
-        if responders.fetch_add(1, Ordering::SeqCst) >= MAX_RESPONDERS {
-            responders.fetch_sub(1, Ordering::SeqCst);
-            respond(
-                request,
-                Reply::text(503, "too many requests in flight; retry"),
-            );
-            continue;
+        hand_off(&app, &responders, request);
+    }
+}
+
+/// Gives `request` to a new responder thread, or refuses it when too many are busy.
+fn hand_off(app: &Arc<App>, responders: &Arc<AtomicUsize>, request: Request) {
+    let Some(slot) = ResponderSlot::take(responders) else {
+        return respond(
+            request,
+            Reply::text(503, "too many requests in flight; retry"),
+        );
+    };
+    let app = Arc::clone(app);
+    let spawned = std::thread::Builder::new()
+        .name("http-respond".into())
+        .stack_size(RESPONDER_STACK)
+        .spawn(move || serve(&app, request, slot));
+    if let Err(e) = spawned {
+        error!("cannot start a responder thread: {e}");
+    }
+}
+
+/// Binds again after the accept loop ended, once a second, until it works or shutdown.
+fn rebind(addr: SocketAddr, shutdown: &AtomicBool) -> Option<Server> {
+    loop {
+        if shutdown.load(Ordering::SeqCst) {
+            return None;
         }
-        let count = Arc::clone(&responders);
-        let spawned = std::thread::Builder::new()
-            .name("http-respond".into())
-            .spawn(move || {
-                respond(request, reply);
-                count.fetch_sub(1, Ordering::SeqCst);
-            });
-        if let Err(e) = spawned {
-            responders.fetch_sub(1, Ordering::SeqCst);
-            error!("cannot start a responder thread: {e}");
+        std::thread::sleep(Duration::from_secs(1));
+        match bind(addr) {
+            Ok(s) => return Some(s),
+            Err(e) => warn!("{e}"),
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::table::Row;
-    use std::time::Duration;
-
-    fn get(app: &App, method: &Method, url: &str, websocket: bool) -> Reply {
-        match route(app, method, url, websocket) {
-            Routed::Reply(reply) => reply,
-            Routed::Stream(..) => panic!("{url} routed to a stream"),
-        }
-    }
-
-    fn app() -> App {
-        let nodes = Arc::new(Table::new(TableKind::Nodes, 10));
-        nodes.push(vec![
-            Row {
-                collection_ms: 1000,
-                line: Arc::from("n1,a\n"),
-            },
-            Row {
-                collection_ms: 2000,
-                line: Arc::from("n1,b\n"),
-            },
-        ]);
-        App {
-            nodes,
-            pods: Arc::new(Table::new(TableKind::Pods, 10)),
-            status: Arc::new(Status::new(Duration::from_secs(1))),
-            streams: Streams::new(2),
-            buffer_size: 10,
-        }
-    }
-
-    #[test]
-    fn downloads() {
-        let app = app();
-        let r = get(&app, &Method::Get, "/nodes?size=1", false);
-        assert_eq!(r.status, 200);
-        assert!(r.body.starts_with("instance,collection_time"));
-        assert!(r.body.ends_with("\nn1,b\n"), "{}", r.body);
-        assert_eq!(r.content_type, "text/csv; charset=utf-8");
-        assert!(r.headers.contains(&(
-            "Content-Disposition",
-            "attachment; filename=\"nodes.csv\"".into()
-        )));
-        let d = get(&app, &Method::Get, "/download", false);
-        assert_eq!(d.body.lines().count(), 3);
-        let p = get(&app, &Method::Head, "/pods", false);
-        assert_eq!(p.status, 200);
-        assert!(p.headers.contains(&(
-            "Content-Disposition",
-            "attachment; filename=\"pods.csv\"".into()
-        )));
-        assert_eq!(p.body.lines().count(), 1);
-        let s = get(&app, &Method::Get, "/nodes?since=1.5", false);
-        assert!(s.body.ends_with("\nn1,b\n") && s.body.lines().count() == 2);
-    }
-
-    #[test]
-    fn errors_are_one_line() {
-        let app = app();
-        for (method, url, ws, status) in [
-            (Method::Get, "/nope", false, 404),
-            (Method::Post, "/nodes", false, 405),
-            (Method::Delete, "/readyz", false, 405),
-            (Method::Get, "/nodes?size=11", false, 400),
-            (Method::Get, "/pods?since=x", false, 400),
-            (Method::Get, "/pods?x=1", false, 400),
-            (Method::Get, "/nodes", true, 400),
-            (Method::Get, "/readyz", false, 503),
-        ] {
-            let r = get(&app, &method, url, ws);
-            assert_eq!(r.status, status, "{method} {url}");
-            assert_eq!(r.body.lines().count(), 1, "{url}: {:?}", r.body);
-        }
-        let r = get(&app, &Method::Put, "/nodes", false);
-        assert!(r.headers.contains(&("Allow", "GET, HEAD".into())));
-    }
-
-    #[test]
-    fn health_and_index() {
-        let app = app();
-        assert_eq!(get(&app, &Method::Get, "/livez", false).status, 200);
-        let r = get(&app, &Method::Get, "/readyz", false);
-        assert!(r.body.contains("no successful cycle yet"));
-        app.status.cycle_succeeded(Duration::ZERO, &[]);
-        assert_eq!(get(&app, &Method::Get, "/readyz", false).status, 200);
-        let index = get(&app, &Method::Get, "/", false);
-        for path in ["/nodes", "/pods", "/metrics", "/readyz", "/agent/metrics"] {
-            assert!(index.body.contains(path));
-        }
-        let m = get(&app, &Method::Get, "/agent/metrics", false);
-        assert!(
-            m.body
-                .contains("prometheus_agent_rows_buffered{table=\"nodes\"} 2")
-        );
-    }
-}
+mod tests;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::queries::TableKind;
+use crate::schema::{PerTable, TableKind};
 use crate::table::Table;
 
 #[derive(Default)]
@@ -16,7 +16,7 @@ struct Figures {
     query_errors: BTreeMap<(TableKind, &'static str), u64>,
     last_duration: f64,
     duration_sum: f64,
-    rows_produced: BTreeMap<TableKind, u64>,
+    rows_produced: PerTable<u64>,
     last_success: Option<Instant>,
     last_success_wall: Option<SystemTime>,
     last_error: Option<String>,
@@ -41,13 +41,13 @@ impl Status {
     }
 
     /// A cycle that produced rows (some columns may still have failed).
-    pub fn cycle_succeeded(&self, duration: Duration, rows: &[(TableKind, usize)]) {
+    pub fn cycle_succeeded(&self, duration: Duration, rows: &PerTable<usize>) {
         let mut f = self.lock();
         f.cycles += 1;
         f.last_duration = duration.as_secs_f64();
         f.duration_sum += f.last_duration;
-        for (kind, n) in rows {
-            *f.rows_produced.entry(*kind).or_default() += *n as u64;
+        for (kind, n) in rows.iter() {
+            *f.rows_produced.get_mut(kind) += *n as u64;
         }
         f.last_success = Some(Instant::now());
         f.last_success_wall = Some(SystemTime::now());
@@ -95,7 +95,7 @@ impl Status {
     }
 
     /// Prometheus text exposition of the agent's figures.
-    pub fn render(&self, tables: &[&Table]) -> String {
+    pub fn render(&self, tables: &PerTable<std::sync::Arc<Table>>) -> String {
         let f = self.lock();
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
@@ -161,12 +161,10 @@ impl Status {
             "Unix time of the last successful cycle (0: none yet).",
             &one(last_success),
         );
-        let produced: Vec<(String, f64)> = tables
+        let produced: Vec<(String, f64)> = f
+            .rows_produced
             .iter()
-            .map(|t| {
-                let n = f.rows_produced.get(&t.kind()).copied().unwrap_or(0);
-                (format!("{{table=\"{}\"}}", t.kind().name()), n as f64)
-            })
+            .map(|(kind, n)| (format!("{{table=\"{}\"}}", kind.name()), *n as f64))
             .collect();
         metric(
             "prometheus_agent_rows_total",
@@ -176,7 +174,7 @@ impl Status {
         );
         let buffered: Vec<(String, f64)> = tables
             .iter()
-            .map(|t| (format!("{{table=\"{}\"}}", t.kind().name()), t.len() as f64))
+            .map(|(kind, t)| (format!("{{table=\"{}\"}}", kind.name()), t.len() as f64))
             .collect();
         metric(
             "prometheus_agent_rows_buffered",
@@ -215,7 +213,7 @@ mod tests {
         assert_eq!(e, "no successful cycle yet");
         status.cycle_failed(Duration::ZERO, "Prometheus unreachable: refused".into());
         assert!(status.readiness().unwrap_err().contains("refused"));
-        status.cycle_succeeded(Duration::from_millis(5), &[(TableKind::Nodes, 3)]);
+        status.cycle_succeeded(Duration::from_millis(5), &PerTable { nodes: 3, pods: 0 });
         assert_eq!(status.readiness(), Ok(()));
         std::thread::sleep(Duration::from_millis(70));
         let e = status.readiness().unwrap_err();
@@ -225,14 +223,11 @@ mod tests {
     #[test]
     fn metrics_text() {
         let status = Status::new(Duration::from_secs(1));
-        status.cycle_succeeded(
-            Duration::from_millis(250),
-            &[(TableKind::Nodes, 3), (TableKind::Pods, 2)],
-        );
+        status.cycle_succeeded(Duration::from_millis(250), &PerTable { nodes: 3, pods: 2 });
         status.cycle_failed(Duration::from_millis(750), "x".into());
         status.query_failed(TableKind::Pods, "wattage_scaph");
-        let nodes = Table::new(TableKind::Nodes, 10);
-        let text = status.render(&[&nodes]);
+        let tables = PerTable::new(|kind| std::sync::Arc::new(Table::new(kind, 10)));
+        let text = status.render(&tables);
         assert!(text.contains("prometheus_agent_cycles_total 2\n"), "{text}");
         assert!(text.contains("prometheus_agent_cycle_errors_total 1\n"));
         assert!(text.contains("prometheus_agent_cycle_duration_seconds 0.75\n"));
@@ -241,6 +236,7 @@ mod tests {
             "prometheus_agent_query_errors_total{table=\"pods\",column=\"wattage_scaph\"} 1\n"
         ));
         assert!(text.contains("prometheus_agent_rows_total{table=\"nodes\"} 3\n"));
+        assert!(text.contains("prometheus_agent_rows_total{table=\"pods\"} 2\n"));
         assert!(text.contains("prometheus_agent_rows_buffered{table=\"nodes\"} 0\n"));
         assert!(text.contains("prometheus_agent_resident_memory_bytes "));
     }

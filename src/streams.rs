@@ -1,9 +1,11 @@
-//! Live streams of new rows (SPEC §5): WebSocket and chunked HTTP.
+//! Live streams of new rows (README, "Streams"): WebSocket and chunked HTTP.
 //!
 //! Each client has its own thread and its own subscription on the table, so every client
-//! gets every row, in order, exactly once, whatever the others do. Streams are push-only:
-//! tungstenite's blocking socket cannot read and write at once, so a failed write is the
-//! disconnect signal, and periodic pings make sure a vanished client is noticed.
+//! gets every row, in order, exactly once, whatever the others do. A client resuming with a
+//! `since` older than the buffer first gets the cycles it missed, computed from Prometheus on
+//! the live schedule's grid, then the buffer, then live rows: no gap, no duplicate. Streams
+//! are push-only: tungstenite's blocking socket cannot read and write at once, so a failed
+//! write is the disconnect signal, and periodic pings make sure a vanished client is noticed.
 
 use std::io::{Cursor, Write};
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
+use crate::format::{Millis, now_ms};
+use crate::history::{self, Export, Past};
 use crate::table::{Ended, RowFilter, Subscription, Table};
 
 /// WebSocket ping period; port-forwards drop connections idle for longer than ~30 s.
@@ -24,8 +28,6 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(10);
 /// (a blocked write is retried while it makes progress, each try bounded by the socket's
 /// send timeout).
 pub const MESSAGE_DEADLINE: Duration = Duration::from_secs(10);
-/// Stack of a stream thread; it only formats frames.
-const STREAM_STACK: usize = 128 * 1024;
 
 /// Stream bookkeeping shared by all client threads.
 pub struct Streams {
@@ -115,48 +117,99 @@ impl Streams {
     }
 }
 
-/// Starts a stream thread for `request`. The caller has checked path and parameters.
-pub fn start(request: Request, table: Arc<Table>, filter: RowFilter, slot: Slot, websocket: bool) {
+/// Where a stream's rows come from: the table's buffer and subscription, and history for
+/// the cycles a resuming client missed.
+pub struct Source {
+    pub table: Arc<Table>,
+    pub past: Arc<Past>,
+    /// `UPDATE_INTERVAL` in milliseconds: the grid of missed cycles.
+    pub interval_ms: Millis,
+}
+
+/// Serves a stream on the calling thread until the client leaves, falls behind, or the agent
+/// stops. The caller has checked path and parameters and holds `slot`.
+pub fn run(request: Request, source: Source, filter: RowFilter, slot: Slot, websocket: bool) {
     let streams = Arc::clone(&slot.0);
-    let spawned = std::thread::Builder::new()
-        .name("stream".into())
-        .stack_size(STREAM_STACK)
-        .spawn(move || {
-            let _slot = slot;
-            let peer = request
-                .remote_addr()
-                .map_or_else(|| "?".to_string(), |a| a.to_string());
-            let path = request.url().to_string();
-            let Some(subscription) = table.subscribe(&filter) else {
-                let _ =
-                    request.respond(Response::from_string("shutting down\n").with_status_code(503));
-                return;
-            };
-            info!(
-                "stream {path} opened by {peer} ({})",
-                if websocket {
-                    "WebSocket"
-                } else {
-                    "chunked HTTP"
-                }
-            );
-            let exit = if websocket {
-                websocket_stream(request, &table, &subscription, &filter, &streams)
-            } else {
-                chunked_stream(request, &table, &subscription, &filter, &streams)
-            };
-            match exit {
-                Exit::Ended(Ended::TooSlow) | Exit::Stuck => {
-                    streams.note_dropped_slow(1);
-                    warn!("stream {path} of {peer} disconnected: client too slow to keep up");
-                }
-                Exit::Ended(_) => debug!("stream {path} of {peer} closed for shutdown"),
-                Exit::Gone => info!("stream {path} of {peer} closed by the client"),
-            }
+    let _slot = slot;
+    let peer = request
+        .remote_addr()
+        .map_or_else(|| "?".to_string(), |a| a.to_string());
+    let path = request.url().to_string();
+    let Some(subscription) = source.table.subscribe(&filter) else {
+        let _ = request.respond(Response::from_string("shutting down\n").with_status_code(503));
+        return;
+    };
+    let missed = filter
+        .since_ms
+        .filter(|_| filter.size.is_none())
+        .and_then(|since| {
+            history::missed_span(
+                since,
+                subscription.oldest_buffered,
+                source.interval_ms,
+                now_ms(),
+            )
         });
-    if let Err(e) = spawned {
-        warn!("cannot start a stream thread: {e}");
+    let history_slot = match missed {
+        Some(_) => match source.past.try_slot() {
+            Some(slot) => Some(slot),
+            None => {
+                let body = "too many history or energy requests at once; retry later\n";
+                let _ = request.respond(Response::from_string(body).with_status_code(503));
+                return;
+            }
+        },
+        None => None,
+    };
+    let rows_per_step = source.table.newest_cycle_len();
+    let missed = missed.map(|span| source.past.export(source.table.kind(), span, rows_per_step));
+    info!(
+        "stream {path} opened by {peer} ({}{})",
+        if websocket {
+            "WebSocket"
+        } else {
+            "chunked HTTP"
+        },
+        if missed.is_some() {
+            ", resuming from history"
+        } else {
+            ""
+        }
+    );
+    let feed = Feed {
+        header: source.table.header(),
+        missed,
+        _history_slot: history_slot,
+        subscription: &subscription,
+        filter: &filter,
+        streams: &streams,
+    };
+    let exit = if websocket {
+        websocket_stream(request, feed)
+    } else {
+        chunked_stream(request, feed)
+    };
+    match exit {
+        Exit::Ended(Ended::TooSlow) | Exit::Stuck => {
+            streams.note_dropped_slow(1);
+            warn!("stream {path} of {peer} disconnected: client too slow to keep up");
+        }
+        Exit::Ended(_) => debug!("stream {path} of {peer} closed for shutdown"),
+        Exit::Gone => info!("stream {path} of {peer} closed by the client"),
+        Exit::HistoryFailed => {
+            warn!("stream {path} of {peer} closed: the missed cycles could not be fetched")
+        }
     }
+}
+
+/// Everything a stream sends, in order: header, missed cycles, backlog, live rows.
+struct Feed<'a> {
+    header: &'a str,
+    missed: Option<Export<'a>>,
+    _history_slot: Option<history::Slot<'a>>,
+    subscription: &'a Subscription,
+    filter: &'a RowFilter,
+    streams: &'a Streams,
 }
 
 /// A writer that fails once the current message is past its deadline, so a client whose
@@ -218,6 +271,8 @@ enum Exit {
     Stuck,
     /// The client went away.
     Gone,
+    /// Prometheus could not give the cycles a resuming client missed.
+    HistoryFailed,
 }
 
 /// What a write failure means: a client that stopped reading hits the socket send timeout.
@@ -236,13 +291,7 @@ fn ws_failure(e: &tungstenite::Error) -> Exit {
 }
 
 /// Runs a WebSocket stream until the client leaves, falls behind, or the agent stops.
-fn websocket_stream(
-    request: Request,
-    table: &Table,
-    subscription: &Subscription,
-    filter: &RowFilter,
-    streams: &Streams,
-) -> Exit {
+fn websocket_stream(request: Request, feed: Feed<'_>) -> Exit {
     let key = request
         .headers()
         .iter()
@@ -283,23 +332,21 @@ fn websocket_stream(
         .max_frame_size(Some(64 * 1024));
     let mut ws = WebSocket::from_raw_socket(Deadline::new(stream), Role::Server, Some(config));
 
-    let exit = pump(
-        subscription,
-        filter,
-        streams,
-        |message| {
-            let message = match message {
-                Some(text) => Message::text(text),
-                None => Message::Ping(Default::default()),
-            };
-            ws.get_mut().arm();
-            ws.send(message).map_err(|e| ws_failure(&e))
-        },
-        table.header(),
-    );
+    let exit = pump(feed, |message| {
+        let message = match message {
+            Some(text) => Message::text(text),
+            None => Message::Ping(Default::default()),
+        };
+        ws.get_mut().arm();
+        ws.send(message).map_err(|e| ws_failure(&e))
+    });
     let (code, reason) = match exit {
         Exit::Ended(Ended::Shutdown) => (CloseCode::Away, "agent shutting down"),
         Exit::Ended(_) => (CloseCode::Policy, "client too slow to keep up"),
+        Exit::HistoryFailed => (
+            CloseCode::Error,
+            "missed cycles could not be fetched from Prometheus; retry",
+        ),
         Exit::Stuck | Exit::Gone => return exit,
     };
     ws.get_mut().arm();
@@ -312,13 +359,7 @@ fn websocket_stream(
 }
 
 /// Runs a chunked HTTP stream: the same CSV lines, one chunk per line.
-fn chunked_stream(
-    request: Request,
-    table: &Table,
-    subscription: &Subscription,
-    filter: &RowFilter,
-    streams: &Streams,
-) -> Exit {
+fn chunked_stream(request: Request, feed: Feed<'_>) -> Exit {
     let head_only = request.method() == &tiny_http::Method::Head;
     let mut out = Deadline::new(request.into_writer());
     let head = "HTTP/1.1 200 OK\r\nContent-Type: text/csv; charset=utf-8\r\n\
@@ -336,17 +377,13 @@ fn chunked_stream(
     if head_only {
         return Exit::Gone;
     }
-    let exit = pump(
-        subscription,
-        filter,
-        streams,
-        |line| match line {
-            Some(line) => write(format!("{:x}\r\n{line}\r\n", line.len()).as_bytes()),
-            // HTTP has no ping; an idle stream is only checked by the next row.
-            None => Ok(()),
-        },
-        table.header(),
-    );
+    let exit = pump(feed, |line| match line {
+        Some(line) => write(format!("{:x}\r\n{line}\r\n", line.len()).as_bytes()),
+        // HTTP has no ping; an idle stream is only checked by the next row.
+        None => Ok(()),
+    });
+    // After a failed resume the final chunk is withheld: the client sees an incomplete
+    // transfer, not a complete file with a gap.
     if exit == Exit::Ended(Ended::Shutdown) {
         // The terminating chunk: curl ends cleanly with the whole CSV written.
         let _ = write(b"0\r\n\r\n");
@@ -354,24 +391,24 @@ fn chunked_stream(
     exit
 }
 
-/// Sends the header, the backlog, then every new row passing `filter` through `send`
-/// (`None` asks for a keep-alive ping) until the subscription or a write ends it.
-fn pump(
-    subscription: &Subscription,
-    filter: &RowFilter,
-    streams: &Streams,
-    mut send: impl FnMut(Option<&str>) -> Result<(), Exit>,
-    header: &str,
-) -> Exit {
-    if let Err(exit) = send(Some(header)) {
-        return exit;
-    }
+/// Sends the header, the missed cycles, the backlog, then every new row passing the filter
+/// through `send` (`None` asks for a keep-alive ping) until the subscription or a write ends it.
+fn pump(mut feed: Feed<'_>, mut send: impl FnMut(Option<&str>) -> Result<(), Exit>) -> Exit {
+    let streams = feed.streams;
     let sent = |send: &mut dyn FnMut(Option<&str>) -> Result<(), Exit>, line: &str| {
         send(Some(line))?;
         streams.rows_sent.fetch_add(1, Ordering::Relaxed);
         Ok::<(), Exit>(())
     };
-    for row in &subscription.backlog {
+    if let Err(exit) = send(Some(feed.header)) {
+        return exit;
+    }
+    if let Some(missed) = feed.missed.as_mut()
+        && let Err(exit) = send_missed(missed, &mut |line| sent(&mut send, line))
+    {
+        return exit;
+    }
+    for row in &feed.subscription.backlog {
         if let Err(exit) = sent(&mut send, &row.line) {
             return exit;
         }
@@ -379,8 +416,8 @@ fn pump(
     let mut last_ping = Instant::now();
     loop {
         let wait = PING_INTERVAL.saturating_sub(last_ping.elapsed());
-        let result = match subscription.next(wait) {
-            Ok(row) if filter.accepts(&row) => sent(&mut send, &row.line),
+        let result = match feed.subscription.next(wait) {
+            Ok(row) if feed.filter.accepts(&row) => sent(&mut send, &row.line),
             Ok(_) => Ok(()),
             Err(Ended::Idle) => {
                 last_ping = Instant::now();
@@ -392,6 +429,23 @@ fn pump(
             return exit;
         }
     }
+}
+
+/// Sends the cycles a resuming client missed, chunk by chunk.
+fn send_missed(
+    missed: &mut Export<'_>,
+    send: &mut dyn FnMut(&str) -> Result<(), Exit>,
+) -> Result<(), Exit> {
+    while let Some(chunk) = missed.next_chunk() {
+        let lines = chunk.map_err(|e| {
+            warn!("resuming a stream: {e}");
+            Exit::HistoryFailed
+        })?;
+        for line in &lines {
+            send(line)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,93 +1,33 @@
-//! Rows, their CSV form, and the ring buffer each table keeps (SPEC §2).
+//! The buffer each table keeps (whole cycles, newest last) and the live subscribers that get
+//! every new row.
 //!
-//! A row is rendered to its CSV line once, when the cycle produces it; downloads and streams
+//! A row is rendered to its CSV line once, when its cycle produces it; downloads and streams
 //! then only copy shared lines, so serving never formats numbers again.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use crate::queries::TableKind;
+use log::warn;
 
-/// Columns every node row starts with; value columns follow in query order.
-pub const NODE_KEY_COLUMNS: &[&str] = &["instance", "collection_time", "observation_time"];
-/// Columns every pod row starts with.
-pub const POD_KEY_COLUMNS: &[&str] = &[
-    "instance",
-    "collection_time",
-    "observation_time",
-    "name",
-    "namespace",
-];
+use crate::format::Millis;
+use crate::schema::{Measure, TableKind, header};
 
-/// The header line of a table (with its trailing newline).
-pub fn header(kind: TableKind) -> String {
-    let keys = match kind {
-        TableKind::Nodes => NODE_KEY_COLUMNS,
-        TableKind::Pods => POD_KEY_COLUMNS,
-    };
-    let names: Vec<&str> = keys
-        .iter()
-        .copied()
-        .chain(kind.defaults().iter().map(|(c, _)| *c))
-        .collect();
-    format!("{}\n", names.join(","))
-}
-
-/// A finished row: when its cycle was collected, and its CSV line ending in `\n`.
+/// A finished row: when its cycle was collected and observed, and its CSV line ending in `\n`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    pub collection_ms: i64,
+    pub collection_ms: Millis,
+    pub observation_ms: Millis,
     pub line: Arc<str>,
-}
-
-/// Milliseconds since the Unix epoch (negative before it, which never happens in practice).
-pub fn unix_ms(t: SystemTime) -> i64 {
-    match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
-    }
-}
-
-/// RFC 3339 UTC with milliseconds: `2026-01-31T12:00:05.123Z`.
-pub fn format_time(t: SystemTime) -> String {
-    // Truncate to whole milliseconds first so the text and `unix_ms` agree.
-    let ms = unix_ms(t).max(0) as u64;
-    humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-}
-
-/// Plain decimal, shortest form that round-trips; empty for a missing, NaN or infinite value.
-pub fn format_value(v: Option<f64>) -> String {
-    match v {
-        Some(x) if x.is_finite() => {
-            if x == 0.0 {
-                "0".to_string() // no "-0"
-            } else {
-                format!("{x}")
-            }
-        }
-        _ => String::new(),
-    }
-}
-
-/// Renders one CSV record (RFC 4180 quoting where needed) ending in `\n`.
-pub fn csv_line(fields: &[String]) -> Arc<str> {
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::with_capacity(128));
-    // Writing to a Vec cannot fail.
-    let _ = writer.write_record(fields);
-    let bytes = writer.into_inner().unwrap_or_default();
-    Arc::from(String::from_utf8_lossy(&bytes).as_ref())
 }
 
 /// Which buffered rows a client asked for: those collected after `since`, then the last `size`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RowFilter {
     pub size: Option<usize>,
-    pub since_ms: Option<i64>,
+    pub since_ms: Option<Millis>,
 }
 
 impl RowFilter {
@@ -96,19 +36,21 @@ impl RowFilter {
     }
 }
 
-/// A fixed-capacity buffer of the newest rows of one table, and the live subscribers that
-/// receive every new row. Buffer and subscriber list share one lock, so a subscriber's
-/// backlog and its first live row never overlap or leave a gap.
+/// The newest rows of one table, whole cycles only, and the live subscribers that receive
+/// every new row. Buffer and subscriber list share one lock, so a subscriber's backlog and its
+/// first live row never overlap or leave a gap.
 pub struct Table {
     kind: TableKind,
     header: Arc<str>,
     capacity: usize,
     /// Rows a subscriber may have queued before it counts as too slow.
     max_pending: usize,
+    oversize_warned: AtomicBool,
     inner: Mutex<Inner>,
 }
 
 struct Inner {
+    /// Whole cycles, oldest first; the rows of a cycle share their times.
     rows: VecDeque<Row>,
     subscribers: Vec<Subscriber>,
     closed: bool,
@@ -124,6 +66,8 @@ struct Subscriber {
 /// A stream client's end: the buffered rows that passed its filter, then every new row.
 pub struct Subscription {
     pub backlog: Vec<Row>,
+    /// The observation time of the oldest buffered cycle when the subscription started.
+    pub oldest_buffered: Option<Millis>,
     rx: Receiver<Row>,
     pending: Arc<AtomicUsize>,
     overflowed: Arc<AtomicBool>,
@@ -162,12 +106,14 @@ impl Subscription {
 }
 
 impl Table {
+    /// A table keeping at least the last `capacity` rows (more when a cycle is larger).
     pub fn new(kind: TableKind, capacity: usize) -> Table {
         Table {
             kind,
-            header: Arc::from(header(kind)),
+            header: Arc::from(header(kind, Measure::Live)),
             capacity,
             max_pending: capacity.max(1024),
+            oversize_warned: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 rows: VecDeque::with_capacity(capacity.min(4096)),
                 subscribers: Vec::new(),
@@ -176,7 +122,7 @@ impl Table {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -188,33 +134,31 @@ impl Table {
         &self.header
     }
 
-    /// Appends one cycle's rows, dropping the oldest beyond capacity, and hands them to every
-    /// subscriber without ever blocking: a subscriber too far behind is cut off instead.
-    /// Returns how many subscribers were cut off as too slow.
-    pub fn push(&self, new_rows: Vec<Row>) -> usize {
-        let mut inner = self.lock();
-        let mut cut_off = 0;
-        inner.subscribers.retain(|sub| {
-            if sub.pending.load(Ordering::SeqCst) + new_rows.len() > self.max_pending {
-                sub.overflowed.store(true, Ordering::SeqCst);
-                cut_off += 1;
-                return false;
-            }
-            for row in &new_rows {
-                if sub.tx.send(row.clone()).is_err() {
-                    return false; // the client is gone
-                }
-                sub.pending.fetch_add(1, Ordering::SeqCst);
-            }
-            true
-        });
-        for row in new_rows {
-            if inner.rows.len() == self.capacity {
-                inner.rows.pop_front();
-            }
-            inner.rows.push_back(row);
+    /// Appends one cycle's rows, drops the oldest whole cycles beyond capacity (the newest is
+    /// always kept whole), and hands the rows to every subscriber without ever blocking: a
+    /// subscriber too far behind is cut off instead. Returns how many were cut off.
+    pub fn push(&self, cycle: Vec<Row>) -> usize {
+        if cycle.is_empty() {
+            return 0;
         }
+        self.warn_if_oversize(cycle.len());
+        let mut inner = self.lock();
+        let cut_off = inner.deliver(&cycle, self.max_pending.max(2 * cycle.len()));
+        inner.rows.extend(cycle);
+        inner.drop_old_cycles(self.capacity);
         cut_off
+    }
+
+    fn warn_if_oversize(&self, rows: usize) {
+        if rows > self.capacity && !self.oversize_warned.swap(true, Ordering::Relaxed) {
+            warn!(
+                "a cycle produced {rows} {} rows, more than BUFFER_SIZE={}: the buffer keeps \
+                 the newest cycle whole; set BUFFER_SIZE to at least {} to keep 10 cycles",
+                self.kind.name(),
+                self.capacity,
+                rows * 10
+            );
+        }
     }
 
     /// Registers a live subscriber; `None` once the table is closed for shutdown.
@@ -224,6 +168,7 @@ impl Table {
             return None;
         }
         let backlog = select(&inner.rows, filter);
+        let oldest_buffered = inner.rows.front().map(|row| row.observation_ms);
         let (tx, rx) = mpsc::channel();
         let pending = Arc::new(AtomicUsize::new(0));
         let overflowed = Arc::new(AtomicBool::new(false));
@@ -234,6 +179,7 @@ impl Table {
         });
         Some(Subscription {
             backlog,
+            oldest_buffered,
             rx,
             pending,
             overflowed,
@@ -250,6 +196,20 @@ impl Table {
     /// Live subscribers (a client that went away is noticed at the next push).
     pub fn subscribers(&self) -> usize {
         self.lock().subscribers.len()
+    }
+
+    /// Rows of the newest buffered cycle (0 when empty): the size of one step of history.
+    pub fn newest_cycle_len(&self) -> usize {
+        let inner = self.lock();
+        let Some(newest) = inner.rows.back().map(|row| row.observation_ms) else {
+            return 0;
+        };
+        inner
+            .rows
+            .iter()
+            .rev()
+            .take_while(|row| row.observation_ms == newest)
+            .count()
     }
 
     /// Number of rows held.
@@ -280,6 +240,50 @@ impl Table {
     }
 }
 
+impl Inner {
+    /// Queues `cycle` for every subscriber with room for it; cuts off the others.
+    fn deliver(&mut self, cycle: &[Row], max_pending: usize) -> usize {
+        let mut cut_off = 0;
+        self.subscribers.retain(|sub| {
+            if sub.pending.load(Ordering::SeqCst) + cycle.len() > max_pending {
+                sub.overflowed.store(true, Ordering::SeqCst);
+                cut_off += 1;
+                return false;
+            }
+            for row in cycle {
+                if sub.tx.send(row.clone()).is_err() {
+                    return false; // the client is gone
+                }
+                sub.pending.fetch_add(1, Ordering::SeqCst);
+            }
+            true
+        });
+        cut_off
+    }
+
+    /// Drops the oldest cycles while more than `capacity` rows are held, never the newest.
+    fn drop_old_cycles(&mut self, capacity: usize) {
+        let Some(newest) = self.rows.back().map(|row| row.observation_ms) else {
+            return;
+        };
+        while self.rows.len() > capacity {
+            let Some(oldest) = self.rows.front().map(|row| row.observation_ms) else {
+                return;
+            };
+            if oldest == newest {
+                return;
+            }
+            while self
+                .rows
+                .front()
+                .is_some_and(|row| row.observation_ms == oldest)
+            {
+                self.rows.pop_front();
+            }
+        }
+    }
+}
+
 /// Rows collected after `since`, then the last `size` of those.
 fn select(rows: &VecDeque<Row>, filter: &RowFilter) -> Vec<Row> {
     let passing: Vec<&Row> = rows.iter().filter(|r| filter.accepts(r)).collect();
@@ -293,78 +297,34 @@ fn select(rows: &VecDeque<Row>, filter: &RowFilter) -> Vec<Row> {
 mod tests {
     use super::*;
 
-    fn row(ms: i64, text: &str) -> Row {
+    fn row(ms: Millis, text: &str) -> Row {
         Row {
             collection_ms: ms,
+            observation_ms: ms - ms % 1000,
             line: Arc::from(format!("{text}\n")),
         }
     }
 
-    #[test]
-    fn headers_are_the_seed_columns() {
-        assert_eq!(
-            header(TableKind::Nodes),
-            "instance,collection_time,observation_time,cpu_usage,memory_usage,network_usage,wattage,num_processes,kepler_wattage,scaph_wattage,wattage_auxilary\n"
-        );
-        assert_eq!(
-            header(TableKind::Pods),
-            "instance,collection_time,observation_time,name,namespace,cpu_usage,memory_usage,network_usage,wattage_kepler,wattage_scaph\n"
-        );
+    fn lines(rows: &[Row]) -> Vec<&str> {
+        rows.iter().map(|r| &*r.line).collect()
     }
 
     #[test]
-    fn numbers() {
-        assert_eq!(format_value(Some(45.0)), "45");
-        assert_eq!(format_value(Some(0.5625)), "0.5625");
-        assert_eq!(format_value(Some(0.1 + 0.2)), "0.30000000000000004");
-        assert_eq!(format_value(Some(-0.0)), "0");
-        assert_eq!(format_value(Some(0.0)), "0");
-        assert_eq!(format_value(Some(1e21)), "1000000000000000000000");
-        assert_eq!(format_value(Some(1.5e-7)), "0.00000015");
-        assert_eq!(format_value(Some(f64::NAN)), "");
-        assert_eq!(format_value(Some(f64::INFINITY)), "");
-        assert_eq!(format_value(Some(f64::NEG_INFINITY)), "");
-        assert_eq!(format_value(None), "");
-        for x in [0.1, 123.456, 1e-12, 98765.4321e10] {
-            assert_eq!(format_value(Some(x)).parse::<f64>().unwrap(), x);
-        }
-    }
-
-    #[test]
-    fn timestamps() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_769_860_805_123_999);
-        assert_eq!(format_time(t), "2026-01-31T12:00:05.123Z");
-        assert_eq!(unix_ms(t), 1_769_860_805_123);
-        let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(1_769_860_805);
-        assert_eq!(format_time(whole), "2026-01-31T12:00:05.000Z");
-    }
-
-    #[test]
-    fn csv_quoting() {
-        let fields = [
-            "a".to_string(),
-            String::new(),
-            "b,c".to_string(),
-            "d\"e".to_string(),
-        ];
-        assert_eq!(&*csv_line(&fields), "a,,\"b,c\",\"d\"\"e\"\n");
-        assert_eq!(&*csv_line(&[String::new(), String::new()]), ",\n");
-    }
-
-    #[test]
-    fn ring_buffer_and_filters() {
+    fn buffer_keeps_whole_cycles_and_filters() {
         let table = Table::new(TableKind::Nodes, 3);
-        assert_eq!(table.csv(&RowFilter::default()), header(TableKind::Nodes));
+        assert_eq!(table.csv(&RowFilter::default()), &**table.header());
         table.push(vec![row(1000, "a"), row(1000, "b")]);
         table.push(vec![row(2000, "c"), row(2000, "d")]);
+        // Four rows exceed the capacity of three: the oldest cycle goes as a whole.
         let all = table.snapshot(&RowFilter::default());
-        let lines: Vec<&str> = all.iter().map(|r| &*r.line).collect();
-        assert_eq!(lines, ["b\n", "c\n", "d\n"]);
+        assert_eq!(lines(&all), ["c\n", "d\n"]);
+        table.push(vec![row(3000, "e")]);
+        assert_eq!(table.len(), 3);
         let last = table.snapshot(&RowFilter {
             size: Some(1),
             since_ms: None,
         });
-        assert_eq!(&*last[0].line, "d\n");
+        assert_eq!(lines(&last), ["e\n"]);
         let none = table.snapshot(&RowFilter {
             size: Some(0),
             since_ms: None,
@@ -372,23 +332,42 @@ mod tests {
         assert!(none.is_empty());
         let since = table.snapshot(&RowFilter {
             size: None,
-            since_ms: Some(1000),
+            since_ms: Some(2000),
         });
-        assert_eq!(since.len(), 2);
+        assert_eq!(lines(&since), ["e\n"]);
         let both = table.snapshot(&RowFilter {
             size: Some(5),
             since_ms: Some(1999),
         });
-        assert_eq!(both.len(), 2);
+        assert_eq!(both.len(), 3);
         // Snapshots are non-destructive.
         assert_eq!(table.len(), 3);
-        assert!(table.csv(&RowFilter::default()).ends_with("b\nc\nd\n"));
+        assert!(table.csv(&RowFilter::default()).ends_with("c\nd\ne\n"));
+    }
+
+    #[test]
+    fn a_cycle_larger_than_the_buffer_is_kept_whole() {
+        let table = Table::new(TableKind::Pods, 2);
+        table.push(vec![row(1000, "a")]);
+        table.push(vec![row(2000, "b"), row(2000, "c"), row(2000, "d")]);
+        assert_eq!(
+            lines(&table.snapshot(&RowFilter::default())),
+            ["b\n", "c\n", "d\n"]
+        );
+        assert_eq!(table.newest_cycle_len(), 3);
+        table.push(vec![row(3000, "e")]);
+        assert_eq!(lines(&table.snapshot(&RowFilter::default())), ["e\n"]);
+        let sub = table.subscribe(&RowFilter::default()).unwrap();
+        assert_eq!(sub.oldest_buffered, Some(3000));
+        assert_eq!(table.newest_cycle_len(), 1);
     }
 
     #[test]
     fn subscribers_get_every_row_once_in_order() {
-        let table = Table::new(TableKind::Pods, 2);
-        table.push(vec![row(1000, "a"), row(2000, "b"), row(3000, "c")]);
+        let table = Table::new(TableKind::Pods, 10);
+        table.push(vec![row(1000, "a")]);
+        table.push(vec![row(2000, "b")]);
+        table.push(vec![row(3000, "c")]);
         let sub = table
             .subscribe(&RowFilter {
                 size: None,
@@ -396,9 +375,9 @@ mod tests {
             })
             .unwrap();
         let other = table.subscribe(&RowFilter::default()).unwrap();
-        assert_eq!(sub.backlog.len(), 1);
-        assert_eq!(&*sub.backlog[0].line, "c\n");
-        assert_eq!(other.backlog.len(), 2);
+        assert_eq!(lines(&sub.backlog), ["c\n"]);
+        assert_eq!(other.backlog.len(), 3);
+        assert_eq!(other.oldest_buffered, Some(1000));
         table.push(vec![row(4000, "d"), row(4000, "e")]);
         let wait = Duration::from_millis(10);
         for s in [&sub, &other] {
@@ -422,7 +401,7 @@ mod tests {
         let fast = table.subscribe(&RowFilter::default()).unwrap();
         let mut cut = 0;
         for i in 0..2000 {
-            cut += table.push(vec![row(i, "x")]);
+            cut += table.push(vec![row(i * 1000, "x")]);
             fast.next(Duration::ZERO).unwrap();
         }
         assert_eq!(cut, 1);
@@ -430,5 +409,16 @@ mod tests {
         // Cut off at the 1025th pending row, and told so before any queued row.
         assert_eq!(slow.next(Duration::ZERO).unwrap_err(), Ended::TooSlow);
         assert_eq!(fast.next(Duration::ZERO).unwrap_err(), Ended::Idle);
+    }
+
+    #[test]
+    fn cycles_larger_than_the_pending_limit_do_not_cut_off_readers() {
+        let table = Table::new(TableKind::Pods, 10);
+        let reader = table.subscribe(&RowFilter::default()).unwrap();
+        let big: Vec<Row> = (0..3000).map(|_| row(1000, "p")).collect();
+        assert_eq!(table.push(big.clone()), 0);
+        while reader.next(Duration::ZERO).is_ok() {}
+        assert_eq!(table.push(big), 0);
+        assert_eq!(table.subscribers(), 1);
     }
 }

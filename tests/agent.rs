@@ -133,9 +133,19 @@ fn help_lists_every_variable_and_version_prints() {
 #[test]
 fn first_cycle_at_once_then_a_fixed_schedule_with_one_time_per_cycle() {
     let stack = Stack::start(Convention::A);
-    // An hour-long interval: any row at all proves the first cycle did not wait for it.
+    // An hour-long interval: a finished cycle within seconds proves the first one did not wait
+    // for the next grid point. (It is evaluated at the last full hour, before the exporter
+    // started, so it has no rows.)
     let slow = stack.agent("1h", &[]);
-    wait_rows(&slow, "/nodes", 1);
+    wait_for(Duration::from_secs(20), || {
+        let metrics = slow.get("/agent/metrics").ok()?;
+        metrics
+            .lines()
+            .any(|l| l == "prometheus_agent_cycles_total 1")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no first cycle:\n{}", slow.log()));
+    assert_eq!(slow.get("/readyz").expect("readyz").trim(), "ok");
     drop(slow);
 
     let agent = stack.agent("700ms", &[]);
@@ -156,8 +166,10 @@ fn first_cycle_at_once_then_a_fixed_schedule_with_one_time_per_cycle() {
     for collected in cycles.values() {
         assert!(collected.iter().all(|c| *c == collected[0]), "{cycles:?}");
     }
-    // Evaluation times step by exactly the interval (no drift), bar skipped ticks.
+    // Evaluation times lie on the epoch grid and step by exactly the interval (no drift),
+    // bar skipped ticks.
     let times: Vec<i64> = cycles.keys().copied().collect();
+    assert!(times.iter().all(|t| t % 700 == 0), "off the grid: {times:?}");
     for pair in times.windows(2) {
         let step = pair[1] - pair[0];
         assert!(step > 0 && step % 700 == 0, "step {step} ms in {times:?}");
@@ -170,7 +182,7 @@ fn first_cycle_at_once_then_a_fixed_schedule_with_one_time_per_cycle() {
     let mut per_time: BTreeMap<i64, usize> = BTreeMap::new();
     for (_, end) in &log {
         // Go trims trailing zeros of the fraction; the agent's own parser takes any RFC 3339.
-        if let Some(t) = prometheus_agent::params::parse_since(end) {
+        if let Some(t) = prometheus_agent::params::parse_time(end) {
             *per_time.entry(t).or_default() += 1;
         }
     }

@@ -1,0 +1,285 @@
+//! One cycle as pure steps: run the queries, map node addresses, fold series into rows,
+//! render. The same steps serve a live cycle (instant queries at one time), a history chunk
+//! (range queries over up to 1,000 steps) and an energy window (instant queries over a
+//! span); only the `QuerySource` talks to the network.
+//!
+//! Failure rules (docs/design.md, "Faults"): a column whose query fails is left empty; an
+//! unreachable Prometheus, a second timeout in one cycle, or every query failing fails the
+//! whole cycle.
+
+pub mod fold;
+pub mod render;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::format::Millis;
+use crate::identity::{self, NodeNames};
+use crate::prometheus::{Eval, QueryError, QuerySource};
+use crate::queries::{ColumnQuery, Queries, energy_promql};
+use crate::schema::{Measure, PerTable, TableKind};
+
+pub use fold::{Duplicate, Fold, RowValues};
+
+/// The evaluation times of a cycle (one) or a history chunk (`first + k·step`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Steps {
+    first: Millis,
+    step: Millis,
+    count: usize,
+    range: bool,
+}
+
+impl Steps {
+    /// One instant query at `t`.
+    pub fn at(t: Millis) -> Steps {
+        Steps {
+            first: t,
+            step: 1,
+            count: 1,
+            range: false,
+        }
+    }
+
+    /// `count` range steps from `first`, `step` apart (`step` > 0, `count` ≥ 1).
+    pub fn range(first: Millis, step: Millis, count: usize) -> Steps {
+        Steps {
+            first,
+            step: step.max(1),
+            count: count.max(1),
+            range: true,
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The evaluation time of step `i`.
+    pub fn time(&self, i: usize) -> Millis {
+        self.first + self.step * i as Millis
+    }
+
+    pub fn last(&self) -> Millis {
+        self.time(self.count - 1)
+    }
+
+    /// How Prometheus is asked.
+    pub fn eval(&self) -> Eval {
+        if self.range {
+            Eval::Range {
+                start: self.first,
+                end: self.last(),
+                step: self.step,
+            }
+        } else {
+            Eval::At(self.first)
+        }
+    }
+
+    /// The step a point at `t` belongs to: any point of an instant query, and only points
+    /// exactly on a step of a range query.
+    pub fn index(&self, t: Millis) -> Option<usize> {
+        if !self.range {
+            return Some(0);
+        }
+        let offset = t - self.first;
+        let i = offset / self.step;
+        (offset >= 0 && offset % self.step == 0 && (i as usize) < self.count).then_some(i as usize)
+    }
+}
+
+/// A query to run for one column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub table: TableKind,
+    /// Position among the table's value columns.
+    pub column: usize,
+    pub name: &'static str,
+    /// `None`: disabled, the column stays empty.
+    pub promql: Option<String>,
+    pub overridden: bool,
+}
+
+/// The queries of `tables` for `measure`; energy queries are filled in for a span of
+/// `span_ms`.
+pub fn plan(
+    queries: &Queries,
+    tables: &[TableKind],
+    measure: Measure,
+    span_ms: Millis,
+) -> Vec<Planned> {
+    let planned = |table: TableKind, (column, q): (usize, &ColumnQuery)| Planned {
+        table,
+        column,
+        name: q.column,
+        promql: q.promql.as_ref().map(|text| match measure {
+            Measure::Live => text.clone(),
+            Measure::Energy => energy_promql(text, span_ms),
+        }),
+        overridden: q.overridden,
+    };
+    tables
+        .iter()
+        .flat_map(|table| {
+            queries
+                .table(*table, measure)
+                .iter()
+                .enumerate()
+                .map(move |entry| planned(*table, entry))
+        })
+        .collect()
+}
+
+/// What one column's query gave: the number of series, an error, or `None` when disabled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnOutcome {
+    pub table: TableKind,
+    pub column: usize,
+    pub name: &'static str,
+    pub overridden: bool,
+    pub outcome: Option<Result<usize, QueryError>>,
+}
+
+/// The result of evaluating a plan.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Per table, per step: the rows, sorted by name.
+    pub rows: PerTable<Vec<Vec<RowValues>>>,
+    pub columns: Vec<ColumnOutcome>,
+    /// Node addresses that no mapping series names; they stay as IPs.
+    pub unmapped: Vec<String>,
+    pub duplicates: Vec<Duplicate>,
+    /// Failed mapping queries (addresses stay as they are for now).
+    pub mapping_errors: Vec<QueryError>,
+}
+
+impl Outcome {
+    /// The rows of step `step` of `table` that got a value from `column`.
+    pub fn rows_with(&self, table: TableKind, column: usize, step: usize) -> Vec<String> {
+        self.rows
+            .get(table)
+            .get(step)
+            .map(|rows| {
+                rows.iter()
+                    .filter(|row| row.values.get(column).is_some_and(Option::is_some))
+                    .map(|row| row.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Runs `plan` at `steps` through `source` and folds the answers into rows.
+/// Fails only when Prometheus gave no usable answer at all.
+pub fn evaluate(
+    source: &dyn QuerySource,
+    names: &Mutex<NodeNames>,
+    plan: &[Planned],
+    steps: Steps,
+    namespace: &str,
+) -> Result<Outcome, QueryError> {
+    let widths = PerTable::new(|table| plan.iter().filter(|p| p.table == table).count());
+    let mut fold = Fold::new(steps, namespace, widths);
+    let columns = run_queries(source, plan, steps, &mut fold)?;
+    let mapping_errors = map_addresses(source, names, &fold, steps.last());
+    let names = names.lock().unwrap_or_else(|p| p.into_inner());
+    let unmapped: BTreeSet<String> = fold
+        .node_labels()
+        .filter(|label| names.is_unmapped_address(label))
+        .map(str::to_string)
+        .collect();
+    let (rows, duplicates) = fold.finish(&names);
+    Ok(Outcome {
+        rows,
+        columns,
+        unmapped: unmapped.into_iter().collect(),
+        duplicates,
+        mapping_errors,
+    })
+}
+
+/// Runs every planned query, folding each answer before the next query is sent.
+pub fn run_queries(
+    source: &dyn QuerySource,
+    plan: &[Planned],
+    steps: Steps,
+    fold: &mut Fold,
+) -> Result<Vec<ColumnOutcome>, QueryError> {
+    let mut columns = Vec::with_capacity(plan.len());
+    let mut first_error = None;
+    let mut any_success = false;
+    let mut timeouts = 0;
+    for planned in plan {
+        let outcome = planned.promql.as_ref().map(|promql| {
+            let answer = source.query(promql, steps.eval(), &mut |series| {
+                fold.add(planned.table, planned.column, series)
+            });
+            if answer.is_err() {
+                fold.discard(planned.table, planned.column);
+            }
+            answer
+        });
+        match &outcome {
+            Some(Err(e)) if e.is_unreachable() => return Err(e.clone()),
+            // One heavy query only empties its column; a second timeout means Prometheus is
+            // overloaded, and waiting for every query would only add to its load.
+            Some(Err(e)) if e.is_timeout() && timeouts > 0 => return Err(e.clone()),
+            Some(Err(e)) => {
+                timeouts += usize::from(e.is_timeout());
+                first_error.get_or_insert_with(|| e.clone());
+            }
+            Some(Ok(_)) => any_success = true,
+            None => {}
+        }
+        columns.push(ColumnOutcome {
+            table: planned.table,
+            column: planned.column,
+            name: planned.name,
+            overridden: planned.overridden,
+            outcome,
+        });
+    }
+    match first_error {
+        Some(e) if !any_success => Err(e),
+        _ => Ok(columns),
+    }
+}
+
+/// Asks for the node names of addresses seen for the first time, at time `at`, and caches
+/// them. The lock is not held while Prometheus answers.
+pub fn map_addresses(
+    source: &dyn QuerySource,
+    names: &Mutex<NodeNames>,
+    fold: &Fold,
+    at: Millis,
+) -> Vec<QueryError> {
+    let unknown: Vec<IpAddr> = {
+        let names = names.lock().unwrap_or_else(|p| p.into_inner());
+        names.unknown(fold.node_labels(), Instant::now())
+    };
+    let mut errors = Vec::new();
+    for batch in unknown.chunks(identity::LOOKUP_BATCH) {
+        let mut found = Vec::new();
+        let mut failed = false;
+        for query in identity::mapping_queries(batch) {
+            let answer = source.query(&query, Eval::At(at), &mut |series| {
+                found.extend(identity::mapping_from(series.labels))
+            });
+            if let Err(e) = answer {
+                failed = true;
+                errors.push(e);
+            }
+        }
+        // After a failed lookup the addresses are asked for again next time.
+        let asked = if failed { &[][..] } else { batch };
+        let mut names = names.lock().unwrap_or_else(|p| p.into_inner());
+        names.learn(asked, found, Instant::now());
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests;

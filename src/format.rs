@@ -1,0 +1,132 @@
+//! How values look in the CSV: numbers, timestamps and records.
+//!
+//! Every table and stream goes through these three functions, so live rows, history rows and
+//! energy rows are formatted identically.
+
+use std::time::{Duration, SystemTime};
+
+/// Milliseconds since the Unix epoch: every time inside the agent.
+pub type Millis = i64;
+
+/// Significant digits kept: far beyond any meter's precision, short of float noise.
+const SIGNIFICANT_DIGITS: usize = 10;
+
+/// `t` in Unix milliseconds (negative before the epoch, which never happens in practice).
+pub fn unix_ms(t: SystemTime) -> Millis {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as Millis,
+        Err(e) => -(e.duration().as_millis() as Millis),
+    }
+}
+
+/// The current wall-clock time in Unix milliseconds.
+pub fn now_ms() -> Millis {
+    unix_ms(SystemTime::now())
+}
+
+/// RFC 3339 UTC with milliseconds: `2026-01-31T12:00:05.123Z`.
+pub fn format_time(ms: Millis) -> String {
+    let t = SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Plain decimal rounded to 10 significant digits, in its shortest form (`72.75`, not
+/// `72.74999999999234`); empty for a missing, NaN or infinite value.
+pub fn format_value(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x.is_finite() => {
+            let rounded = round_significant(x);
+            if rounded == 0.0 {
+                "0".to_string() // never "-0"
+            } else {
+                // Display never uses an exponent and prints the shortest round-trip form.
+                format!("{rounded}")
+            }
+        }
+        _ => String::new(),
+    }
+}
+
+fn round_significant(x: f64) -> f64 {
+    format!("{:.*e}", SIGNIFICANT_DIGITS - 1, x)
+        .parse()
+        .unwrap_or(x)
+}
+
+/// Seconds as a plain decimal with at most millisecond precision (`3600`, `90.5`), for the
+/// `seconds` column and PromQL multipliers.
+pub fn format_seconds(ms: Millis) -> String {
+    let secs = ms / 1000;
+    let frac = (ms % 1000).abs();
+    if frac == 0 {
+        format!("{secs}")
+    } else {
+        let text = format!("{secs}.{frac:03}");
+        text.trim_end_matches('0').to_string()
+    }
+}
+
+/// One CSV record (RFC 4180 quoting where needed) ending in `\n`.
+pub fn csv_line<S: AsRef<[u8]>>(fields: &[S]) -> String {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::with_capacity(16 * fields.len()));
+    // Writing to a Vec cannot fail.
+    let _ = writer.write_record(fields);
+    let bytes = writer.into_inner().unwrap_or_default();
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_have_ten_significant_digits_in_shortest_form() {
+        assert_eq!(format_value(Some(45.0)), "45");
+        assert_eq!(format_value(Some(0.5625)), "0.5625");
+        assert_eq!(format_value(Some(72.74999999999234)), "72.75");
+        assert_eq!(format_value(Some(0.1 + 0.2)), "0.3");
+        assert_eq!(format_value(Some(1234567890123.0)), "1234567890000");
+        assert_eq!(format_value(Some(0.000123456789012)), "0.000123456789");
+        assert_eq!(format_value(Some(-2.5)), "-2.5");
+        assert_eq!(format_value(Some(-0.0)), "0");
+        assert_eq!(format_value(Some(1e-320)).parse::<f64>().unwrap(), 1e-320);
+        assert_eq!(format_value(Some(1e21)), "1000000000000000000000");
+        assert_eq!(format_value(Some(1.5e-7)), "0.00000015");
+        assert_eq!(format_value(Some(f64::NAN)), "");
+        assert_eq!(format_value(Some(f64::INFINITY)), "");
+        assert_eq!(format_value(Some(f64::NEG_INFINITY)), "");
+        assert_eq!(format_value(None), "");
+        // Ten digits survive the round trip.
+        for x in [0.1, 123.456, 1e-12, 9876543210.0, 98765.4321e10] {
+            assert_eq!(format_value(Some(x)).parse::<f64>().unwrap(), x);
+        }
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(format_time(1_769_860_805_123), "2026-01-31T12:00:05.123Z");
+        assert_eq!(format_time(1_769_860_805_000), "2026-01-31T12:00:05.000Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_769_860_805_123_999);
+        assert_eq!(unix_ms(t), 1_769_860_805_123);
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(format_seconds(3_600_000), "3600");
+        assert_eq!(format_seconds(90_500), "90.5");
+        assert_eq!(format_seconds(1), "0.001");
+        assert_eq!(format_seconds(0), "0");
+    }
+
+    #[test]
+    fn csv_quoting() {
+        assert_eq!(
+            csv_line(&["a", "", "b,c", "d\"e"]),
+            "a,,\"b,c\",\"d\"\"e\"\n"
+        );
+        assert_eq!(csv_line(&["", ""]), ",\n");
+        assert_eq!(csv_line(&["x\ny"]), "\"x\ny\"\n");
+    }
+}

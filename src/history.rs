@@ -1,0 +1,259 @@
+//! Rows for any past span, computed from Prometheus with the live queries (history), and
+//! the cycles a resumed stream missed.
+//!
+//! A span is evaluated with `query_range` in chunks of at most 1,000 steps, fewer when the
+//! table has many rows per step, and each chunk goes through the same fold and render as a
+//! live cycle, so a history row equals the live row of the same observation time (except
+//! `collection_time`, which is the evaluation time here). Memory stays bounded whatever the
+//! span: rows leave as soon as their chunk is rendered.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use log::warn;
+
+use crate::cycle::{self, Planned, Steps, render};
+use crate::format::Millis;
+use crate::identity::NodeNames;
+use crate::params::Span;
+use crate::prometheus::{QueryError, QuerySource};
+use crate::queries::Queries;
+use crate::schema::{Measure, PerTable, TableKind, header};
+
+/// Most steps asked for in one range query (Prometheus refuses more than 11,000 points).
+pub const MAX_CHUNK_STEPS: usize = 1_000;
+/// Rows one chunk may hold, whatever the cluster's size.
+const CHUNK_ROWS: usize = 20_000;
+/// History and energy requests served at once; more get 503.
+pub const MAX_CONCURRENT: usize = 2;
+
+/// What history and energy requests share: the query source, the node-name cache, the
+/// queries, and the count of requests in flight.
+pub struct Past {
+    pub source: Arc<dyn QuerySource + Send + Sync>,
+    pub names: Arc<Mutex<NodeNames>>,
+    pub namespace: String,
+    live: PerTable<Vec<Planned>>,
+    pub queries: Arc<Queries>,
+    busy: AtomicUsize,
+}
+
+/// One of the `MAX_CONCURRENT` places, held until dropped.
+pub struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Past {
+    pub fn new(
+        source: Arc<dyn QuerySource + Send + Sync>,
+        names: Arc<Mutex<NodeNames>>,
+        queries: Arc<Queries>,
+        namespace: &str,
+    ) -> Past {
+        Past {
+            source,
+            names,
+            namespace: namespace.to_string(),
+            live: PerTable::new(|kind| cycle::plan(&queries, &[kind], Measure::Live, 0)),
+            queries,
+            busy: AtomicUsize::new(0),
+        }
+    }
+
+    /// A place for one request, or `None` when `MAX_CONCURRENT` are running.
+    pub fn try_slot(&self) -> Option<Slot<'_>> {
+        self.busy
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_CONCURRENT).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(&self.busy))
+    }
+
+    /// An export of `kind` rows for `span`; `rows_per_step` (the live table's cycle size)
+    /// sizes the chunks.
+    pub fn export(&self, kind: TableKind, span: Span, rows_per_step: usize) -> Export<'_> {
+        let per_chunk = (CHUNK_ROWS / rows_per_step.max(1)).clamp(1, MAX_CHUNK_STEPS);
+        Export {
+            past: self,
+            kind,
+            span,
+            next: 0,
+            per_chunk,
+            warned: Vec::new(),
+        }
+    }
+}
+
+/// The rows of one table over a span, chunk by chunk, in time order.
+pub struct Export<'a> {
+    past: &'a Past,
+    kind: TableKind,
+    span: Span,
+    /// Index of the next step to evaluate.
+    next: i64,
+    per_chunk: usize,
+    /// Columns already reported as failing in this export.
+    warned: Vec<usize>,
+}
+
+impl Export<'_> {
+    /// The CSV lines of the next chunk, `None` when the span is done. An error means
+    /// Prometheus gave no usable answer: the export cannot go on.
+    pub fn next_chunk(&mut self) -> Option<Result<Vec<String>, QueryError>> {
+        let total = self.span.steps();
+        if self.next >= total {
+            return None;
+        }
+        let count = (total - self.next).min(self.per_chunk as i64);
+        let first = self.span.start + self.next * self.span.step;
+        let steps = Steps::range(first, self.span.step, count as usize);
+        self.next += count;
+        Some(self.chunk(steps))
+    }
+
+    fn chunk(&mut self, steps: Steps) -> Result<Vec<String>, QueryError> {
+        let past = self.past;
+        let plan = past.live.get(self.kind);
+        let outcome = cycle::evaluate(&*past.source, &past.names, plan, steps, &past.namespace)?;
+        for c in &outcome.columns {
+            if let Some(Err(e)) = &c.outcome
+                && !self.warned.contains(&c.column)
+            {
+                self.warned.push(c.column);
+                warn!(
+                    "history {}.{} query failed (column left empty): {e}",
+                    self.kind.name(),
+                    c.name
+                );
+            }
+        }
+        let mut lines = Vec::new();
+        for (i, rows) in outcome.rows.get(self.kind).iter().enumerate() {
+            let t = steps.time(i);
+            let stamp = render::Stamp {
+                collection: t,
+                observation: t,
+            };
+            lines.extend(render::measurement_lines(
+                self.kind,
+                rows,
+                stamp,
+                &past.namespace,
+            ));
+        }
+        Ok(lines)
+    }
+}
+
+/// A history export as a byte stream: the CSV header, then each chunk as it is answered.
+/// A failure after the first chunk is a read error, so the HTTP response ends without its
+/// final chunk and the client sees an incomplete transfer rather than a short file.
+pub struct ExportReader<'a> {
+    export: Export<'a>,
+    buffer: Vec<u8>,
+    at: usize,
+    /// Keeps the export's place among the concurrent requests.
+    _slot: Option<Slot<'a>>,
+}
+
+impl<'a> ExportReader<'a> {
+    /// Starts with the header and the first chunk already in hand, so that a Prometheus that
+    /// cannot answer at all is reported as an error status before anything is sent.
+    pub fn start(mut export: Export<'a>, slot: Option<Slot<'a>>) -> Result<Self, QueryError> {
+        let mut buffer = header(export.kind, Measure::Live).into_bytes();
+        if let Some(first) = export.next_chunk() {
+            for line in first? {
+                buffer.extend_from_slice(line.as_bytes());
+            }
+        }
+        Ok(ExportReader {
+            export,
+            buffer,
+            at: 0,
+            _slot: slot,
+        })
+    }
+}
+
+impl Read for ExportReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.buffer.len() {
+            self.buffer.clear();
+            self.at = 0;
+            match self.export.next_chunk() {
+                None => return Ok(0),
+                Some(Ok(lines)) => {
+                    for line in lines {
+                        self.buffer.extend_from_slice(line.as_bytes());
+                    }
+                }
+                Some(Err(e)) => {
+                    warn!(
+                        "history export of {} ended early: {e}",
+                        self.export.kind.name()
+                    );
+                    return Err(std::io::Error::other(e.to_string()));
+                }
+            }
+        }
+        let n = out.len().min(self.buffer.len() - self.at);
+        out[..n].copy_from_slice(&self.buffer[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// The grid points a resumed stream missed: those after `since` and before the oldest
+/// buffered cycle (or `now` when the buffer is empty), on the live schedule's grid.
+pub fn missed_span(
+    since: Millis,
+    oldest_buffered: Option<Millis>,
+    interval: Millis,
+    now: Millis,
+) -> Option<Span> {
+    let start = (since.div_euclid(interval) + 1) * interval;
+    let end = match oldest_buffered {
+        Some(oldest) => oldest - interval,
+        None => now.div_euclid(interval) * interval - interval,
+    };
+    (end >= start).then_some(Span {
+        start,
+        end,
+        step: interval,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missed_cycles_lie_between_since_and_the_buffer() {
+        // Last received cycle observed at 30 s, collected at 30.2 s; the buffer starts at 90 s.
+        assert_eq!(
+            missed_span(30_200, Some(90_000), 15_000, 100_000),
+            Some(Span {
+                start: 45_000,
+                end: 75_000,
+                step: 15_000
+            })
+        );
+        // Nothing missed: the next cycle is in the buffer.
+        assert_eq!(missed_span(30_200, Some(45_000), 15_000, 100_000), None);
+        // Empty buffer: up to the grid point before the latest (its cycle is still to come).
+        assert_eq!(
+            missed_span(30_200, None, 15_000, 61_000),
+            Some(Span {
+                start: 45_000,
+                end: 45_000,
+                step: 15_000
+            })
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! Every path the agent serves, in one table: routing, the index page, the 404 hint and the
+//! endpoint list of `--help` are all made from it, so they cannot disagree.
+
+use crate::schema::TableKind;
+
+/// What a path does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    /// The plain-text index (for `curl`), or the live page for a browser.
+    Index,
+    /// Buffered rows, or history with `start`.
+    Table(TableKind),
+    /// Live rows over WebSocket or chunked HTTP.
+    Stream(TableKind),
+    /// Joules per node or pod over a window.
+    Energy(TableKind),
+    Livez,
+    Readyz,
+    AgentMetrics,
+}
+
+/// One path and how the index describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub path: &'static str,
+    pub handler: Handler,
+    /// One line for the index: what it gives and its parameters.
+    pub usage: &'static str,
+}
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        path: "/nodes",
+        handler: Handler::Table(TableKind::Nodes),
+        usage: "node rows, buffered (?size=N&since=T) or history (?start=T1&end=T2&step=S)",
+    },
+    Route {
+        path: "/download",
+        handler: Handler::Table(TableKind::Nodes),
+        usage: "same as /nodes",
+    },
+    Route {
+        path: "/pods",
+        handler: Handler::Table(TableKind::Pods),
+        usage: "pod rows of the namespace, buffered or history, parameters as /nodes",
+    },
+    Route {
+        path: "/metrics",
+        handler: Handler::Stream(TableKind::Nodes),
+        usage: "live node rows, WebSocket or chunked HTTP (?size=N&since=T)",
+    },
+    Route {
+        path: "/metrics/nodes",
+        handler: Handler::Stream(TableKind::Nodes),
+        usage: "same as /metrics",
+    },
+    Route {
+        path: "/metrics/pods",
+        handler: Handler::Stream(TableKind::Pods),
+        usage: "live pod rows, WebSocket or chunked HTTP (?size=N&since=T)",
+    },
+    Route {
+        path: "/energy",
+        handler: Handler::Energy(TableKind::Nodes),
+        usage: "joules and CPU seconds per node (?start=T1&end=T2)",
+    },
+    Route {
+        path: "/energy/nodes",
+        handler: Handler::Energy(TableKind::Nodes),
+        usage: "same as /energy",
+    },
+    Route {
+        path: "/energy/pods",
+        handler: Handler::Energy(TableKind::Pods),
+        usage: "joules and CPU seconds per pod of the namespace (?start=T1&end=T2)",
+    },
+    Route {
+        path: "/livez",
+        handler: Handler::Livez,
+        usage: "200 while the process serves",
+    },
+    Route {
+        path: "/readyz",
+        handler: Handler::Readyz,
+        usage: "200 if the last cycle succeeded within 3 intervals, else 503 and why",
+    },
+    Route {
+        path: "/agent/metrics",
+        handler: Handler::AgentMetrics,
+        usage: "the agent's own figures (Prometheus text format)",
+    },
+    Route {
+        path: "/",
+        handler: Handler::Index,
+        usage: "this index; in a browser, the live page",
+    },
+];
+
+/// The route serving `path` exactly.
+pub fn find(path: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| r.path == path)
+}
+
+/// The plain-text index served on `/`.
+pub fn index() -> String {
+    let mut text = String::from("prometheus-agent: per-node and per-pod measurements as CSV\n\n");
+    for route in ROUTES {
+        text.push_str(&format!("GET {:<16} {}\n", route.path, route.usage));
+    }
+    text.push_str(
+        "\nT: RFC 3339 (2026-01-31T12:00:05Z) or Unix seconds; since: rows collected after T;\n\
+         S: a duration (15s, 1m) or seconds, default UPDATE_INTERVAL.\n",
+    );
+    text
+}
+
+/// The endpoint list of `--help`.
+pub fn help() -> String {
+    let paths: Vec<&str> = ROUTES.iter().map(|r| r.path).collect();
+    format!(
+        "\nEndpoints (GET; see / for parameters):\n  {}\n",
+        paths.join(" ")
+    )
+}
+
+/// The one-line body of a 404.
+pub fn not_found(path: &str) -> String {
+    let paths: Vec<&str> = ROUTES.iter().map(|r| r.path).collect();
+    let shown: String = path.chars().take(100).collect();
+    format!("not found: {shown:?}; endpoints: {}", paths.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_table_feeds_index_help_and_404() {
+        let index = index();
+        let help = help();
+        let missing = not_found("/nope");
+        for route in ROUTES {
+            assert!(index.contains(&format!("GET {} ", route.path)), "{index}");
+            assert!(help.contains(route.path), "{help}");
+            assert!(missing.contains(route.path), "{missing}");
+            assert_eq!(find(route.path).map(|r| r.path), Some(route.path));
+        }
+        assert!(find("/nodes/").is_none());
+        assert!(!missing.contains('\n'));
+        assert_eq!(
+            find("/energy/pods").map(|r| r.handler),
+            Some(Handler::Energy(TableKind::Pods))
+        );
+    }
+}
