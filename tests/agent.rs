@@ -169,7 +169,10 @@ fn first_cycle_at_once_then_a_fixed_schedule_with_one_time_per_cycle() {
     // Evaluation times lie on the epoch grid and step by exactly the interval (no drift),
     // bar skipped ticks.
     let times: Vec<i64> = cycles.keys().copied().collect();
-    assert!(times.iter().all(|t| t % 700 == 0), "off the grid: {times:?}");
+    assert!(
+        times.iter().all(|t| t % 700 == 0),
+        "off the grid: {times:?}"
+    );
     for pair in times.windows(2) {
         let step = pair[1] - pair[0];
         assert!(step > 0 && step % 700 == 0, "step {step} ms in {times:?}");

@@ -407,10 +407,7 @@ fn a_client_that_never_reads_is_cut_off_and_others_stay_on_schedule() {
     );
     wait_rows(&agent, "/nodes", 100);
     let url = agent.url().replace("http://", "ws://");
-    let mut reader = Capture::websocat(
-        &format!("{url}/metrics"),
-        dir.path().join("reader.csv"),
-    );
+    let mut reader = Capture::websocat(&format!("{url}/metrics"), dir.path().join("reader.csv"));
     let _stuck = RawWebSocket::connect_with_buffer(&agent, "/metrics?size=0", Some(4096));
     wait_figure(&agent, "prometheus_agent_streams_open", 2.0);
     let before_ticks = figure(&agent, "prometheus_agent_ticks_missed_total");
