@@ -150,7 +150,7 @@ fn get(env: &dyn Env, name: &str) -> Option<String> {
 }
 
 impl Config {
-    /// Reads and validates every variable of SPEC §6.
+    /// Reads and validates every variable (README, "Configuration").
     pub fn from_env(env: &dyn Env) -> Result<Config, ConfigError> {
         let prometheus_url = match get(env, "PROMETHEUS_URL") {
             Some(v) => parse_url("PROMETHEUS_URL", &v)?,
