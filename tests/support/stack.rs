@@ -8,14 +8,16 @@ use super::prometheus::{Agent, AgentConfig, Prometheus, wait_for};
 
 /// Exporter plus Prometheus, returned once Prometheus can compute rates (two scrapes).
 pub struct Stack {
+    pub scenario: Scenario,
     pub exporter: Exporter,
     pub prometheus: Prometheus,
 }
 
 impl Stack {
     pub fn start(convention: Convention) -> Stack {
-        let exporter = Exporter::start("127.0.0.1:0", Scenario::new(convention))
-            .expect("cannot start the exporter");
+        let scenario = Scenario::new(convention);
+        let exporter =
+            Exporter::start("127.0.0.1:0", scenario.clone()).expect("cannot start the exporter");
         let prometheus = Prometheus::start(&[exporter.addr()]);
         wait_for(Duration::from_secs(30), || {
             let rates = prometheus
@@ -25,6 +27,7 @@ impl Stack {
         })
         .unwrap_or_else(|| panic!("Prometheus has no rates:\n{}", prometheus.log()));
         Stack {
+            scenario,
             exporter,
             prometheus,
         }

@@ -1,0 +1,375 @@
+//! The past, computed from a real Prometheus: history rows equal the live rows of the same
+//! observation time, energy per window matches the exporter's truth, a resumed stream gets
+//! every cycle exactly once, observation times stay on the grid across a restart, and every
+//! bad request gets its 400 (or 503 beyond two at once).
+//!
+//! Needs /usr/bin/prometheus, curl and websocat (`scripts/setup` installs them).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::energy::{expected_node_energy, expected_pod_energy};
+use support::exporter::{Cell, Convention, NAMESPACE, Row};
+use support::prometheus::{Agent, wait_for};
+use support::stack::Stack;
+use support::table::{Table, parse_rfc3339_ms};
+
+/// `curl -s` of `url`: (status, body).
+fn http(url: &str) -> (u16, String) {
+    let output = Command::new("curl")
+        .args(["-s", "--max-time", "30", "-w", "\n%{http_code}", url])
+        .output()
+        .expect("cannot run curl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+fn table(agent: &Agent, path: &str) -> Table {
+    let (status, body) = http(&format!("{}{path}", agent.url()));
+    assert_eq!(status, 200, "{path}: {body}\n{}", agent.log());
+    Table::parse(&body).unwrap_or_else(|e| panic!("{path}: {e}\n{body}"))
+}
+
+/// Rows grouped by observation time.
+fn cycles(table: &Table) -> BTreeMap<i64, Vec<Vec<String>>> {
+    let at = table.column("observation_time").expect("observation_time");
+    let mut cycles: BTreeMap<i64, Vec<Vec<String>>> = BTreeMap::new();
+    for row in &table.rows {
+        let t = parse_rfc3339_ms(&row[at]).expect("observation time");
+        cycles.entry(t).or_default().push(row.clone());
+    }
+    cycles
+}
+
+/// A live cycle at `t` saw every scrape up to `t` when no scrape landed within `margin` ms
+/// before it (Prometheus may not have stored that one yet).
+fn no_scrape_in_flight(scrapes: &[i64], t: i64, margin: i64) -> bool {
+    !scrapes.iter().any(|s| *s > t - margin && *s <= t)
+}
+
+/// Every column but `collection_time`, which is the evaluation time in history.
+fn without_collection_time(rows: &[Vec<String>]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 1)
+                .map(|(_, v)| v.clone())
+                .collect()
+        })
+        .collect()
+}
+
+fn history_equals_live(convention: Convention) {
+    let stack = Stack::start(convention);
+    let agent = stack.agent("1s", &[]);
+    for path in ["/nodes", "/pods"] {
+        let live = wait_for(Duration::from_secs(60), || {
+            let live = table(&agent, path);
+            (cycles(&live).len() >= 8).then_some(live)
+        })
+        .unwrap_or_else(|| panic!("{path}: not 8 cycles:\n{}", agent.log()));
+        let live = cycles(&live);
+        let (first, last) = (*live.keys().next().unwrap(), *live.keys().last().unwrap());
+        let history = table(
+            &agent,
+            &format!(
+                "{path}?start={}.{:03}&end={}.{:03}&step=1s",
+                first / 1000,
+                first % 1000,
+                last / 1000,
+                last % 1000
+            ),
+        );
+        for row in &history.rows {
+            assert_eq!(
+                row[1], row[2],
+                "history rows carry the evaluation time twice: {row:?}"
+            );
+        }
+        let history = cycles(&history);
+        assert_eq!(
+            history.keys().collect::<Vec<_>>(),
+            live.keys().collect::<Vec<_>>(),
+            "{path}: the same observation times"
+        );
+        let scrapes = stack.exporter.scrape_times();
+        let mut compared = 0;
+        for (t, rows) in &live {
+            if !no_scrape_in_flight(&scrapes, *t, 300) {
+                continue;
+            }
+            assert_eq!(
+                without_collection_time(&history[t]),
+                without_collection_time(rows),
+                "{path} at {t}, convention {}",
+                convention.describe()
+            );
+            compared += 1;
+        }
+        assert!(compared >= 3, "{path}: only {compared} cycles compared");
+        eprintln!(
+            "{path}: {compared} of {} cycles identical to history",
+            live.len()
+        );
+    }
+}
+
+#[test]
+fn history_rows_equal_live_rows_kube_prometheus_stack() {
+    history_equals_live(Convention::A);
+}
+
+#[test]
+fn history_rows_equal_live_rows_prometheus_chart() {
+    history_equals_live(Convention::B);
+}
+
+/// Compares energy rows with the truth within 1 %; returns the problems.
+fn compare_energy(what: &str, key: &str, expected: &[Row], got: &Table) -> Vec<String> {
+    let mut problems = Vec::new();
+    let key_at = got.column(key).expect("key column");
+    if got.rows.len() != expected.len() {
+        problems.push(format!(
+            "{what}: {} rows, expected {}",
+            got.rows.len(),
+            expected.len()
+        ));
+    }
+    for want in expected {
+        let name = want.text(key);
+        let Some(row) = got.rows.iter().find(|r| r[key_at] == name) else {
+            problems.push(format!("{what}: no row {name}"));
+            continue;
+        };
+        for (column, cell) in &want.cells {
+            let at = got.column(column).expect("column");
+            let value = &row[at];
+            let ok = match cell {
+                Cell::Text(text) => value == text,
+                Cell::Num(None) => value.is_empty(),
+                Cell::Num(Some(expected)) => value
+                    .parse::<f64>()
+                    .is_ok_and(|v| (v - expected).abs() <= 0.01 * expected.abs()),
+            };
+            if !ok {
+                problems.push(format!(
+                    "{what} {name} {column}: expected {}, got {value:?}",
+                    cell.render()
+                ));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn energy_per_window_matches_the_truth() {
+    let stack = Stack::start(Convention::B);
+    let agent = stack.agent("1s", &[]);
+    // A window of 20 s, ending 2 s ago, that Prometheus scraped from start to end.
+    let started = stack.exporter.started_ms();
+    let first_scrape = *stack.exporter.scrape_times().first().expect("scraped");
+    wait_for(Duration::from_secs(60), || {
+        (support::exporter::now_ms() > first_scrape + 24_000).then_some(())
+    });
+    let end = support::exporter::now_ms() - 2_000;
+    let start = end - 20_000;
+    let query = format!(
+        "start={}.{:03}&end={}.{:03}",
+        start / 1000,
+        start % 1000,
+        end / 1000,
+        end % 1000
+    );
+    let nodes = table(&agent, &format!("/energy/nodes?{query}"));
+    let pods = table(&agent, &format!("/energy/pods?{query}"));
+    assert_eq!(
+        nodes.header,
+        [
+            "instance",
+            "start",
+            "end",
+            "seconds",
+            "cpu_seconds",
+            "wattage_joules",
+            "kepler_joules",
+            "scaph_joules",
+            "auxilary_joules"
+        ]
+    );
+    assert_eq!(
+        pods.header,
+        [
+            "instance",
+            "name",
+            "namespace",
+            "start",
+            "end",
+            "seconds",
+            "cpu_seconds",
+            "kepler_joules",
+            "scaph_joules"
+        ]
+    );
+    for row in nodes.rows.iter().chain(&pods.rows) {
+        assert!(row.contains(&"20".to_string()), "seconds column: {row:?}");
+    }
+    let mut problems = compare_energy(
+        "nodes",
+        "instance",
+        &expected_node_energy(&stack.scenario, 20.0),
+        &nodes,
+    );
+    problems.extend(compare_energy(
+        "pods",
+        "name",
+        &expected_pod_energy(&stack.scenario, NAMESPACE, 20.0),
+        &pods,
+    ));
+    assert!(
+        problems.is_empty(),
+        "{}\n{}",
+        problems.join("\n"),
+        agent.log()
+    );
+    // `/energy` is `/energy/nodes`.
+    assert_eq!(table(&agent, &format!("/energy?{query}")).rows, nodes.rows);
+    // A window before any data: every row empty, so no rows.
+    let early = table(
+        &agent,
+        &format!(
+            "/energy/nodes?start={}&end={}",
+            started / 1000 - 600,
+            started / 1000 - 300
+        ),
+    );
+    assert!(early.rows.is_empty(), "{:?}", early.rows);
+}
+
+/// `websocat` capturing `url` until killed; the captured text.
+fn capture_for(url: &str, duration: Duration) -> String {
+    let mut child = Command::new("websocat")
+        .args(["-U", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot start websocat (scripts/setup installs it)");
+    std::thread::sleep(duration);
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("websocat output");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_resumed_stream_gets_every_missed_cycle_exactly_once() {
+    let stack = Stack::start(Convention::A);
+    // The buffer holds one cycle of three nodes: a gap of a few seconds is beyond it.
+    let agent = stack.agent("1s", &[("BUFFER_SIZE", "3")]);
+    let ws = agent.url().replace("http://", "ws://");
+    let first = capture_for(&format!("{ws}/metrics"), Duration::from_millis(3500));
+    let first = Table::parse(&first).expect("first capture");
+    // Resume after the last complete cycle, as the README's one-liner does.
+    let last = first.rows.last().expect("rows captured")[1].clone();
+    std::thread::sleep(Duration::from_secs(5));
+    let resumed = capture_for(
+        &format!("{ws}/metrics?since={last}"),
+        Duration::from_millis(2500),
+    );
+    let resumed = Table::parse(&resumed).expect("resumed capture");
+    assert_eq!(resumed.header, first.header);
+    let joined = Table {
+        header: first.header.clone(),
+        rows: first.rows.iter().chain(&resumed.rows).cloned().collect(),
+    };
+    let cycles = cycles(&joined);
+    let times: Vec<i64> = cycles.keys().copied().collect();
+    assert!(times.len() >= 10, "{times:?}");
+    for pair in times.windows(2) {
+        assert_eq!(pair[1] - pair[0], 1000, "a gap or a repeat in {times:?}");
+    }
+    for (t, rows) in &cycles {
+        let mut names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["worker-1", "worker-2", "worker-3"],
+            "cycle {t} not exactly once"
+        );
+    }
+    assert!(
+        agent.full_log().contains("resuming from history"),
+        "{}",
+        agent.log()
+    );
+}
+
+#[test]
+fn observation_times_stay_on_the_grid_across_a_restart() {
+    let stack = Stack::start(Convention::A);
+    let mut times = Vec::new();
+    for _ in 0..2 {
+        let agent = stack.agent("700ms", &[]);
+        let nodes = wait_for(Duration::from_secs(30), || {
+            let t = table(&agent, "/nodes");
+            (cycles(&t).len() >= 3).then_some(t)
+        })
+        .expect("three cycles");
+        times.extend(cycles(&nodes).into_keys());
+    }
+    assert!(
+        times.iter().all(|t| t % 700 == 0),
+        "off the grid: {times:?}"
+    );
+}
+
+#[test]
+fn bad_requests_get_400_and_a_third_concurrent_request_503() {
+    let stack = Stack::start(Convention::A);
+    let agent = stack.agent("1s", &[]);
+    let now = support::exporter::now_ms() / 1000;
+    for path in [
+        format!("/nodes?start={now}&size=3"),
+        format!("/pods?start={now}&since={now}"),
+        format!("/nodes?start={}&end={}", now, now - 10),
+        format!("/nodes?start={now}&end={}", now + 3600),
+        format!("/nodes?start={}&step=1s", now - 200_000),
+        format!("/nodes?start={now}&step=0.1"),
+        format!("/nodes?start=yesterday"),
+        format!("/nodes?end={now}"),
+        "/energy/nodes".to_string(),
+        format!("/energy/pods?start={now}&end={now}"),
+        format!("/energy?start={}&end={}", now - 60, now + 60),
+        format!("/energy?start={now}&step=1s"),
+        "/metrics?since=1".to_string(),
+    ] {
+        let (status, body) = http(&format!("{}{path}", agent.url()));
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body.trim_end().lines().count(), 1, "{path}: {body:?}");
+    }
+    // Two slow history requests hold both places: the third gets 503 at once.
+    let url = format!("{}/nodes?start={}&step=1s", agent.url(), now - 90_000);
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "--limit-rate", "2k", &url])
+                .spawn()
+                .expect("curl")
+        })
+        .collect();
+    let refused = wait_for(Duration::from_secs(20), || {
+        let (status, body) = http(&url);
+        (status == 503).then_some(body)
+    })
+    .unwrap_or_else(|| panic!("no 503 with two history requests running:\n{}", agent.log()));
+    assert!(refused.contains("at most 2"), "{refused}");
+    for mut child in slow {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
