@@ -35,6 +35,8 @@ fn run_check(prometheus_url: &str, namespace: &str, window: &str) -> Output {
         .env("PROMETHEUS_URL", prometheus_url)
         .env("NAMESPACE", namespace)
         .env("WINDOW", window)
+        // History steps lie on this grid: 1 s keeps the checked step within the test's data.
+        .env("UPDATE_INTERVAL", "1s")
         .env("PROMETHEUS_TIMEOUT", "5s")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -62,10 +64,23 @@ struct Line {
 /// Parses the report: `TABLE COLUMN SERIES ROWS` lines, each optionally followed by an
 /// indented `hint: ...` line. Keyed by `table.column`.
 fn parse_report(stdout: &str) -> BTreeMap<String, Line> {
+    parse_table(stdout)
+}
+
+/// The column table of the section whose title starts with `title` (`history:`, `energy:`).
+fn parse_section(stdout: &str, title: &str) -> BTreeMap<String, Line> {
+    let at = stdout
+        .find(&format!("\n{title}"))
+        .unwrap_or_else(|| panic!("no {title} section:\n{stdout}"));
+    parse_table(&stdout[at + 1..])
+}
+
+/// The first column table in `text`.
+fn parse_table(text: &str) -> BTreeMap<String, Line> {
     let mut lines = BTreeMap::new();
     let mut last: Option<String> = None;
     let mut in_table = false;
-    for line in stdout.lines() {
+    for line in text.lines() {
         if line.starts_with("TABLE ") {
             in_table = true;
             continue;
@@ -299,7 +314,46 @@ fn check_with_exporters(convention: Convention) {
         !report.contains("unmapped node addresses"),
         "every address maps to a node:\n{report}"
     );
+    check_past_sections(&prometheus);
     drop(exporter);
+}
+
+/// The history step (one interval before the live cycle, so it may at first fall before
+/// Prometheus had two scrapes) soon resolves the same rows as the live cycle; each energy
+/// column has a row wherever its live counterpart has a value.
+fn check_past_sections(prometheus: &Prometheus) {
+    let mut last = String::new();
+    let settled = wait_for(Duration::from_secs(30), || {
+        let output = run_check(prometheus.url(), NAMESPACE, "10s");
+        last = String::from_utf8_lossy(&output.stdout).into_owned();
+        let live = parse_report(&last);
+        let history = parse_section(&last, "history:");
+        let same = live
+            .iter()
+            .all(|(c, l)| history.get(c).map(|h| &h.rows) == Some(&l.rows));
+        same.then_some(live)
+    });
+    let report = last;
+    let Some(live) = settled else {
+        panic!("history never resolved the live rows:\n{report}");
+    };
+    let energy = parse_section(&report, "energy:");
+    for (energy_column, live_column) in [
+        ("nodes.cpu_seconds", "nodes.cpu_usage"),
+        ("nodes.wattage_joules", "nodes.wattage"),
+        ("nodes.kepler_joules", "nodes.kepler_wattage"),
+        ("nodes.scaph_joules", "nodes.scaph_wattage"),
+        ("nodes.auxilary_joules", "nodes.wattage_auxilary"),
+        ("pods.cpu_seconds", "pods.cpu_usage"),
+        ("pods.kepler_joules", "pods.wattage_kepler"),
+        ("pods.scaph_joules", "pods.wattage_scaph"),
+    ] {
+        assert_eq!(
+            energy[energy_column].rows, live[live_column].rows,
+            "energy {energy_column}:\n{report}"
+        );
+    }
+    assert_eq!(energy.len(), 8, "{report}");
 }
 
 #[test]
