@@ -340,7 +340,7 @@ fn bad_requests_get_400_and_a_third_concurrent_request_503() {
         format!("/nodes?start={now}&end={}", now + 3600),
         format!("/nodes?start={}&step=1s", now - 200_000),
         format!("/nodes?start={now}&step=0.1"),
-        format!("/nodes?start=yesterday"),
+        "/nodes?start=yesterday".to_string(),
         format!("/nodes?end={now}"),
         "/energy/nodes".to_string(),
         format!("/energy/pods?start={now}&end={now}"),
