@@ -17,6 +17,7 @@ use support::exporter::{Convention, Meter, NAMESPACE, NODE_COLUMNS, POD_COLUMNS,
 use support::prometheus::wait_for;
 use support::promql::{NODE_QUERIES, POD_QUERIES, Rows, tables_with};
 use support::table::{compare, window_fully_covered};
+use support::victoria::VictoriaMetrics;
 
 /// The agent's WINDOW in these tests.
 const WINDOW: &str = "10s";
@@ -712,4 +713,125 @@ fn query_range_and_energy_after_a_minute() {
     let engines = Engines::start(Convention::A);
     query_range_steps_and_recent_points(&engines);
     energy_over_long_windows(&engines);
+}
+
+/// A target that stops answering: its samples carry their own timestamps, so
+/// neither engine writes staleness markers. Prometheus's `rate` shrinks as the
+/// window passes the last sample, VictoriaMetrics' stays; an instant query
+/// still shows the last gauge value for 5 minutes on both, but a
+/// VictoriaMetrics range point only for five scrape intervals. This
+/// VictoriaMetrics runs with `-search.latencyOffset=1s`: without `nocache=1`
+/// it answers from one second back.
+#[test]
+fn series_that_stop_reporting() {
+    let prometheus = EngineStack::start(Engine::Prometheus, Convention::A);
+    let victoria = EngineStack::start_on(Convention::A, |targets| {
+        Server::VictoriaMetrics(VictoriaMetrics::start_with(
+            targets,
+            &["-search.latencyOffset=1s"],
+        ))
+    });
+    let gauge = r#"node_procs_running{instance="192.0.2.11:9100"}"#;
+    let counter = r#"node_network_receive_bytes_total{instance="192.0.2.11:9100", device="eth0"}"#;
+    let per_second = prometheus
+        .scenario
+        .nodes
+        .iter()
+        .find(|n| n.name == "worker-1")
+        .and_then(|n| n.net.iter().find(|(device, _, _)| *device == "eth0"))
+        .map(|(_, rx, _)| *rx)
+        .expect("worker-1 eth0");
+    wait_scraped_for(&victoria, WINDOW_MS + 4_000);
+    wait_scraped_for(&prometheus, WINDOW_MS + 4_000);
+    let stamp = format!("timestamp({gauge})");
+    let sample_time = |server: &Server, time: i64, params: &[(&str, &str)]| -> Option<i64> {
+        let result = server.query_with(&stamp, time, params).ok()?;
+        let value = result.first()?["value"][1].as_str()?.parse::<f64>().ok()?;
+        Some((value * 1000.0).round() as i64)
+    };
+
+    // The one-second latency offset, while samples still arrive.
+    let asked = now_ms();
+    let freshest = sample_at_or_before(&victoria.exporter.scrape_times(), asked - 500)
+        .expect("a sample half a second old");
+    let plain = sample_time(&victoria.server, asked, &[]).expect("an answer");
+    let nocache = sample_time(&victoria.server, asked, NOCACHE).expect("an answer");
+    let answered = now_ms();
+    assert!(
+        plain <= answered - 1_000,
+        "sample of {plain} for time={asked}"
+    );
+    assert!(
+        nocache >= freshest,
+        "sample of {nocache}, older than {freshest}"
+    );
+
+    let mut last = Vec::new();
+    for stack in [prometheus, victoria] {
+        let EngineStack {
+            exporter, server, ..
+        } = stack;
+        drop(exporter);
+        last.push(server);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let stopped: Vec<(Server, i64)> = last
+        .into_iter()
+        .map(|server| {
+            let at = sample_time(&server, now_ms(), NOCACHE).expect("the last sample");
+            (server, at)
+        })
+        .collect();
+    let latest = stopped.iter().map(|(_, at)| *at).max().unwrap_or(0);
+    while now_ms() < latest + WINDOW_MS + 2_000 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    for (server, last) in &stopped {
+        let engine = server.engine();
+        // The gauge, 8 s after its last sample: still there at an instant.
+        let at = last + 8_000;
+        assert_eq!(single(server, gauge, at), 3.0, "{}", engine.name());
+        // rate() 3 s after the last sample.
+        let rate = single(server, &format!("rate({counter}[10s])"), last + 3_000);
+        match engine {
+            Engine::Prometheus => assert!(
+                rate < 0.9 * per_second,
+                "Prometheus: rate {rate} 3 s after the last sample"
+            ),
+            Engine::VictoriaMetrics => assert!(
+                (rate - per_second).abs() <= RELATION * per_second,
+                "VictoriaMetrics: rate {rate} 3 s after the last sample"
+            ),
+        }
+        // Once no sample is left in the window, nothing.
+        let empty = server
+            .query_with(&format!("rate({counter}[10s])"), last + 10_500, NOCACHE)
+            .expect("query");
+        assert!(empty.is_empty(), "{}: {empty:?}", engine.name());
+        // Range points of the gauge after the last sample.
+        let range = server
+            .query_range_with(gauge, last - 2_000, last + 9_000, 1_000, NOCACHE)
+            .expect("query_range");
+        let newest = range
+            .first()
+            .and_then(|s| s["values"].as_array())
+            .and_then(|values| values.last())
+            .and_then(|p| p[0].as_f64())
+            .map(|t| (t * 1000.0).round() as i64)
+            .expect("range points");
+        match engine {
+            Engine::Prometheus => assert_eq!(newest, last + 9_000),
+            Engine::VictoriaMetrics => assert!(
+                newest <= last + 5_500,
+                "VictoriaMetrics: a range point {} ms after the last sample",
+                newest - last
+            ),
+        }
+        eprintln!(
+            "{}: after the last sample: rate 3 s later {rate}; gauge instant 8 s later present; last range point {} ms later",
+            engine.name(),
+            newest - last
+        );
+    }
 }

@@ -180,10 +180,19 @@ pub struct EngineStack {
 
 impl EngineStack {
     pub fn start(engine: Engine, convention: Convention) -> EngineStack {
+        EngineStack::start_on(convention, |targets| engine.start(targets))
+    }
+
+    /// With a server started by `start` (e.g. a VictoriaMetrics with other flags).
+    pub fn start_on(
+        convention: Convention,
+        start: impl FnOnce(&[SocketAddr]) -> Server,
+    ) -> EngineStack {
         let scenario = Scenario::new(convention);
         let exporter =
             Exporter::start("127.0.0.1:0", scenario.clone()).expect("cannot start the exporter");
-        let server = engine.start(&[exporter.addr()]);
+        let server = start(&[exporter.addr()]);
+        let engine = server.engine();
         wait_for(Duration::from_secs(60), || {
             let rates = server
                 .query_with(
