@@ -1,16 +1,16 @@
-//! SPEC §3's default queries, evaluated directly against Prometheus, with
-//! SPEC §4's identity rules applied by a small resolver of our own. This
-//! checks the scenario and its truth against real PromQL, independently of
-//! the agent.
+//! SPEC §3's default queries, evaluated directly against Prometheus (or any
+//! engine, see `engine::InstantQuery`), with SPEC §4's identity rules applied
+//! by a small resolver of our own. This checks the scenario and its truth
+//! against real PromQL, independently of the agent.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::prometheus::Prometheus;
+use super::engine::InstantQuery;
 
 /// SPEC §3's `{phys}` regex of virtual interfaces.
 pub const VIRTUAL_INTERFACES: &str = "lo|veth.*|cali.*|cilium.*|lxc.*|flannel.*|cni.*|docker.*|br-.*|virbr.*|vxlan.*|genev.*|tunl.*|kube-.*|weave.*|tun.*|tap.*";
 
-const NODE_QUERIES: [(&str, &str); 8] = [
+pub const NODE_QUERIES: [(&str, &str); 8] = [
     (
         "cpu_usage",
         r#"sum by (node, instance) (rate(node_cpu_seconds_total{mode!~"idle|iowait|steal"}[{w}]))"#,
@@ -45,7 +45,7 @@ const NODE_QUERIES: [(&str, &str); 8] = [
     ),
 ];
 
-const POD_QUERIES: [(&str, &str); 5] = [
+pub const POD_QUERIES: [(&str, &str); 5] = [
     (
         "cpu_usage",
         r#"sum by (namespace, pod, node, instance) (rate(container_cpu_usage_seconds_total{namespace="{ns}", container!="", container!="POD", image!=""}[{w}]))"#,
@@ -68,7 +68,7 @@ const POD_QUERIES: [(&str, &str); 5] = [
     ),
 ];
 
-fn render(template: &str, namespace: &str, window: &str) -> String {
+pub fn render(template: &str, namespace: &str, window: &str) -> String {
     template
         .replace("{ns}", namespace)
         .replace("{w}", window)
@@ -101,7 +101,7 @@ struct Resolver {
 }
 
 impl Resolver {
-    fn load(prometheus: &Prometheus, time_ms: i64) -> Result<Resolver, String> {
+    fn load<Q: InstantQuery + ?Sized>(prometheus: &Q, time_ms: i64) -> Result<Resolver, String> {
         let mut ip_to_node = HashMap::new();
         let lookups = [
             ("kube_node_info", "internal_ip", "node"),
@@ -109,7 +109,7 @@ impl Resolver {
             ("kube_pod_info", "pod_ip", "node"),
         ];
         for (metric, address, name) in lookups {
-            for (labels, _) in series(&prometheus.query(metric, time_ms)?) {
+            for (labels, _) in series(&prometheus.instant(metric, time_ms)?) {
                 if let (Some(address), Some(name)) = (labels.get(address), labels.get(name)) {
                     ip_to_node
                         .entry(strip_port(address).to_string())
@@ -168,8 +168,27 @@ fn format_number(value: f64) -> String {
 /// The node and pod tables (header and rows, timestamps left empty) that
 /// SPEC §3's default queries give at `time_ms`. Any row that two series of one
 /// column resolve to is an error: the scenario must not contain such a case.
-pub fn spec_tables(
-    prometheus: &Prometheus,
+pub fn spec_tables<Q: InstantQuery + ?Sized>(
+    prometheus: &Q,
+    namespace: &str,
+    window: &str,
+    time_ms: i64,
+) -> Result<(Rows, Rows), String> {
+    tables_with(
+        prometheus,
+        &NODE_QUERIES,
+        &POD_QUERIES,
+        namespace,
+        window,
+        time_ms,
+    )
+}
+
+/// As [`spec_tables`], with other query templates (column, PromQL), in column order.
+pub fn tables_with<Q: InstantQuery + ?Sized>(
+    prometheus: &Q,
+    node_queries: &[(&'static str, &str)],
+    pod_queries: &[(&'static str, &str)],
     namespace: &str,
     window: &str,
     time_ms: i64,
@@ -177,9 +196,9 @@ pub fn spec_tables(
     let resolver = Resolver::load(prometheus, time_ms)?;
 
     let mut nodes: BTreeMap<String, HashMap<&str, f64>> = BTreeMap::new();
-    for (column, template) in NODE_QUERIES {
+    for &(column, template) in node_queries {
         let query = render(template, namespace, window);
-        for (labels, value) in series(&prometheus.query(&query, time_ms)?) {
+        for (labels, value) in series(&prometheus.instant(&query, time_ms)?) {
             let node = resolver
                 .node(&labels)
                 .ok_or_else(|| format!("{column}: no node identity in {labels:?}"))?;
@@ -193,7 +212,7 @@ pub fn spec_tables(
         .into_iter()
         .map(|(node, values)| {
             let mut row = vec![node, String::new(), String::new()];
-            row.extend(NODE_QUERIES.iter().map(|(column, _)| {
+            row.extend(node_queries.iter().map(|(column, _)| {
                 values
                     .get(column)
                     .map(|v| format_number(*v))
@@ -204,9 +223,9 @@ pub fn spec_tables(
         .collect();
 
     let mut pods: BTreeMap<String, (String, HashMap<&str, f64>)> = BTreeMap::new();
-    for (column, template) in POD_QUERIES {
+    for &(column, template) in pod_queries {
         let query = render(template, namespace, window);
-        for (labels, value) in series(&prometheus.query(&query, time_ms)?) {
+        for (labels, value) in series(&prometheus.instant(&query, time_ms)?) {
             let pod = pod_name(&labels).ok_or_else(|| format!("{column}: no pod in {labels:?}"))?;
             let node = resolver.node(&labels).unwrap_or_default();
             let (row_node, values) = pods
@@ -232,7 +251,7 @@ pub fn spec_tables(
                 pod,
                 namespace.to_string(),
             ];
-            row.extend(POD_QUERIES.iter().map(|(column, _)| {
+            row.extend(pod_queries.iter().map(|(column, _)| {
                 values
                     .get(column)
                     .map(|v| format_number(*v))

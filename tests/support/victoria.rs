@@ -1,0 +1,179 @@
+//! A real single-node VictoriaMetrics scraping the synthetic exporter, beside
+//! the real Prometheus of `prometheus.rs`. Listens on loopback only; killed
+//! (and its temporary directory removed) on drop.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::engine::{api_get, matrix, time_param, vector};
+use super::prometheus::{TempDir, curl, free_port, log_tail, wait_for};
+
+/// Where Debian's `victoria-metrics` package puts the server; `VICTORIA_METRICS_BIN` overrides it.
+const DEFAULT_VICTORIA_METRICS: &str = "/usr/bin/victoria-metrics";
+
+fn victoria_metrics_binary() -> PathBuf {
+    let path = std::env::var_os("VICTORIA_METRICS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_VICTORIA_METRICS));
+    if !path.is_file() {
+        panic!(
+            "\n\nVictoriaMetrics not found at {}.\n\
+             These tests run a real VictoriaMetrics: run `scripts/setup` (it installs the \
+             Debian package `victoria-metrics`), or point VICTORIA_METRICS_BIN at a \
+             single-node victoria-metrics binary.\n",
+            path.display()
+        );
+    }
+    path
+}
+
+/// A real single-node VictoriaMetrics scraping `targets` every second with
+/// `honor_labels: true` and `honor_timestamps: true`, as `Prometheus` does.
+pub struct VictoriaMetrics {
+    child: Child,
+    url: String,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl VictoriaMetrics {
+    /// Started with VictoriaMetrics' own defaults for everything that shapes
+    /// query answers (notably `-search.latencyOffset=30s`), as a user runs it.
+    pub fn start(targets: &[SocketAddr]) -> VictoriaMetrics {
+        VictoriaMetrics::start_with(targets, &[])
+    }
+
+    /// Started with further command-line flags, e.g. `-search.latencyOffset=1s`.
+    pub fn start_with(targets: &[SocketAddr], flags: &[&str]) -> VictoriaMetrics {
+        let binary = victoria_metrics_binary();
+        let dir = TempDir::new("victoria-metrics");
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+             scrape_configs:\n  - job_name: synthetic\n    honor_labels: true\n    \
+             honor_timestamps: true\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        );
+        let config_path = dir.path().join("scrape.yml");
+        fs::write(&config_path, config).expect("cannot write scrape.yml");
+        let log = dir.path().join("victoria-metrics.log");
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let child = Command::new(&binary)
+            .arg(format!(
+                "-storageDataPath={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-promscrape.config={}", config_path.display()))
+            // The shortest retention it accepts.
+            .arg("-retentionPeriod=1d")
+            // A good neighbour on a shared machine: caches stay small.
+            .arg("-memory.allowedBytes=256MiB")
+            .arg("-loggerLevel=WARN")
+            .args(flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).expect("cannot create victoria-metrics.log"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let mut server = VictoriaMetrics {
+            child,
+            url,
+            log,
+            _dir: dir,
+        };
+        let ready = wait_for(Duration::from_secs(30), || {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "victoria-metrics exited at start ({status}):\n{}",
+                    log_tail(&server.log, 30)
+                );
+            }
+            curl(&format!("{}/health", server.url)).ok()
+        });
+        if ready.is_none() {
+            let log = log_tail(&server.log, 30);
+            server.stop();
+            panic!("victoria-metrics was not ready within 30 s:\n{log}");
+        }
+        server
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn log(&self) -> String {
+        log_tail(&self.log, 50)
+    }
+
+    /// Stops the server (an outage, as far as the agent can tell).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// An instant query at `time_ms`, sent as a plain Prometheus client sends it;
+    /// returns `data.result`.
+    pub fn query(&self, query: &str, time_ms: i64) -> Result<Vec<serde_json::Value>, String> {
+        self.query_with(query, time_ms, &[])
+    }
+
+    /// An instant query with further URL parameters (e.g. `nocache=1`).
+    pub fn query_with(
+        &self,
+        query: &str,
+        time_ms: i64,
+        params: &[(&str, &str)],
+    ) -> Result<Vec<serde_json::Value>, String> {
+        let time = time_param(time_ms);
+        let mut all = vec![("query", query), ("time", time.as_str())];
+        all.extend_from_slice(params);
+        vector(&api_get(&self.url, "/api/v1/query", &all)?, query)
+    }
+
+    /// A range query; returns `data.result` (a matrix).
+    pub fn query_range(
+        &self,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        self.query_range_with(query, start_ms, end_ms, step_ms, &[])
+    }
+
+    /// A range query with further URL parameters (e.g. `nocache=1`).
+    pub fn query_range_with(
+        &self,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        params: &[(&str, &str)],
+    ) -> Result<Vec<serde_json::Value>, String> {
+        let (start, end, step) = (
+            time_param(start_ms),
+            time_param(end_ms),
+            time_param(step_ms),
+        );
+        let mut all = vec![
+            ("query", query),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+            ("step", step.as_str()),
+        ];
+        all.extend_from_slice(params);
+        matrix(&api_get(&self.url, "/api/v1/query_range", &all)?, query)
+    }
+}
+
+impl Drop for VictoriaMetrics {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
