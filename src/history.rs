@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use log::warn;
 
 use crate::cycle::{self, Planned, Steps, render};
-use crate::format::Millis;
+use crate::format::{Millis, now_ms};
 use crate::identity::NodeNames;
 use crate::params::Span;
 use crate::prometheus::{QueryError, QuerySource};
@@ -25,6 +25,9 @@ use crate::schema::{Measure, PerTable, TableKind, header};
 pub const MAX_CHUNK_STEPS: usize = 1_000;
 /// Rows one chunk may hold, whatever the cluster's size.
 const CHUNK_ROWS: usize = 20_000;
+/// Steps newer than this are asked with instant queries: VictoriaMetrics fills the last 30 s
+/// of a range answer with older points (docs/engines.md).
+const RECENT: Millis = 60_000;
 /// History and energy requests served at once; more get 503.
 pub const MAX_CONCURRENT: usize = 2;
 
@@ -106,15 +109,26 @@ impl Export<'_> {
     /// The CSV lines of the next chunk, `None` when the span is done. An error means
     /// Prometheus gave no usable answer: the export cannot go on.
     pub fn next_chunk(&mut self) -> Option<Result<Vec<String>, QueryError>> {
+        let steps = self.next_steps(now_ms())?;
+        self.next += steps.count() as i64;
+        Some(self.chunk(steps))
+    }
+
+    /// The steps of the next chunk: a range of steps old enough for every engine, or one
+    /// recent step as an instant query, the way a live cycle asks.
+    fn next_steps(&self, now: Millis) -> Option<Steps> {
         let total = self.span.steps();
         if self.next >= total {
             return None;
         }
-        let count = (total - self.next).min(self.per_chunk as i64);
         let first = self.span.start + self.next * self.span.step;
-        let steps = Steps::range(first, self.span.step, count as usize);
-        self.next += count;
-        Some(self.chunk(steps))
+        let settled_before = now - RECENT;
+        if first > settled_before {
+            return Some(Steps::at(first));
+        }
+        let settled = (settled_before - first) / self.span.step + 1;
+        let count = (total - self.next).min(self.per_chunk as i64).min(settled);
+        Some(Steps::range(first, self.span.step, count as usize))
     }
 
     fn chunk(&mut self, steps: Steps) -> Result<Vec<String>, QueryError> {
@@ -232,6 +246,74 @@ pub fn missed_span(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prometheus::{Eval, Series};
+
+    struct Nothing;
+
+    impl QuerySource for Nothing {
+        fn query(
+            &self,
+            _: &str,
+            _: Eval,
+            _: &mut dyn FnMut(Series<'_>),
+        ) -> Result<usize, QueryError> {
+            Ok(0)
+        }
+    }
+
+    fn past() -> Past {
+        let queries = Queries::build(
+            "exp",
+            std::time::Duration::from_secs(60),
+            &Default::default(),
+        );
+        Past::new(
+            Arc::new(Nothing),
+            Arc::new(Mutex::new(NodeNames::new())),
+            Arc::new(queries.unwrap()),
+            "exp",
+        )
+    }
+
+    #[test]
+    fn chunks_are_bounded_and_recent_steps_are_instant() {
+        let past = past();
+        let now = 10_000_000;
+        let span = Span {
+            start: now - 3_000_000,
+            end: now,
+            step: 1_000,
+        };
+        // Three rows per step: 1,000 steps per range chunk.
+        let mut export = past.export(TableKind::Nodes, span, 3);
+        let mut chunks = Vec::new();
+        while let Some(steps) = export.next_steps(now) {
+            export.next += steps.count() as i64;
+            chunks.push(steps);
+        }
+        assert_eq!(chunks.iter().map(Steps::count).sum::<usize>(), 3_001);
+        assert!(
+            chunks[..2]
+                .iter()
+                .all(|s| s.count() == 1_000 && matches!(s.eval(), Eval::Range { .. }))
+        );
+        // The range chunks end one minute before now; every later step is an instant query.
+        assert_eq!(
+            chunks[2].eval(),
+            Eval::Range {
+                start: now - 1_000_000,
+                end: now - 60_000,
+                step: 1_000
+            }
+        );
+        let instants = &chunks[3..];
+        assert_eq!(instants.len(), 60);
+        assert_eq!(instants[0].eval(), Eval::At(now - 59_000));
+        assert_eq!(instants[59].eval(), Eval::At(now));
+        // A large table gets smaller chunks.
+        let export = past.export(TableKind::Pods, span, 2_000);
+        assert_eq!(export.next_steps(now).map(|s| s.count()), Some(10));
+    }
 
     #[test]
     fn missed_cycles_lie_between_since_and_the_buffer() {

@@ -27,7 +27,7 @@ const NODE_DEFAULTS: &[(&str, &str)] = &[
     ),
     (
         "network_usage",
-        r#"sum by (node, instance) (increase(node_network_receive_bytes_total{device!~"{phys}"}[{w}]) + increase(node_network_transmit_bytes_total{device!~"{phys}"}[{w}]))"#,
+        r#"sum by (node, instance) (rate(node_network_receive_bytes_total{device!~"{phys}"}[{w}]) + rate(node_network_transmit_bytes_total{device!~"{phys}"}[{w}])) * {ws}"#,
     ),
     (
         "wattage",
@@ -166,14 +166,13 @@ impl Queries {
         }
     }
 
-    /// Defaults, overridden by `overrides`, with `{ns}`, `{w}` and `{phys}` filled in.
+    /// Defaults, overridden by `overrides`, with `{ns}`, `{w}`, `{ws}` and `{phys}` filled in.
     pub fn build(
         namespace: &str,
         window: Duration,
         overrides: &Overrides,
     ) -> Result<Queries, ConfigError> {
         check_names(overrides)?;
-        let w = promql_duration(window);
         let expand = |kind: TableKind, measure: Measure| -> Vec<ColumnQuery> {
             defaults(kind, measure)
                 .iter()
@@ -184,7 +183,7 @@ impl Queries {
                     let text = given.map(String::as_str).unwrap_or(default).trim();
                     ColumnQuery {
                         column,
-                        promql: (!text.is_empty()).then(|| expand(text, namespace, &w)),
+                        promql: (!text.is_empty()).then(|| expand(text, namespace, window)),
                         overridden: given.is_some(),
                     }
                 })
@@ -257,12 +256,14 @@ pub fn parse_overrides(text: &str) -> Result<Overrides, String> {
     })
 }
 
-/// Fills `{ns}`, `{w}` and `{phys}`.
-fn expand(template: &str, namespace: &str, window: &str) -> String {
+/// Fills `{ns}`, `{w}` (the window as a PromQL duration), `{ws}` (the window in seconds) and
+/// `{phys}`.
+fn expand(template: &str, namespace: &str, window: Duration) -> String {
     template
         .replace("{phys}", VIRTUAL_INTERFACES)
         .replace("{ns}", namespace)
-        .replace("{w}", window)
+        .replace("{ws}", &format_seconds(window.as_millis() as Millis))
+        .replace("{w}", &promql_duration(window))
 }
 
 /// An energy query for a span of `span_ms`: `{range}` and `{seconds}` filled in.
@@ -299,9 +300,11 @@ mod tests {
         assert!(cpu.contains("[60s]"), "{cpu}");
         let net = q.live.nodes[2].promql.as_deref().unwrap();
         assert!(net.contains(r#"device!~"lo|veth.*|cali.*"#), "{net}");
+        // Bytes within the window as rate × seconds: the same on every engine.
+        assert!(net.ends_with("[60s])) * 60"), "{net}");
         for c in q.live.nodes.iter().chain(&q.live.pods) {
             let text = c.promql.as_deref().unwrap();
-            assert!(!text.contains("{w}") && !text.contains("{ns}"), "{text}");
+            assert!(!text.contains("{w") && !text.contains("{ns}"), "{text}");
             assert!(!c.overridden);
         }
         let energy = q.energy.nodes[3].promql.as_deref().unwrap();

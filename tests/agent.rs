@@ -181,7 +181,7 @@ fn first_cycle_at_once_then_a_fixed_schedule_with_one_time_per_cycle() {
 
     // Prometheus saw every query of a cycle with that cycle's time, and node-name mappings
     // were asked for once, not every cycle.
-    let log = stack.prometheus.query_log();
+    let log = stack.server.prometheus().query_log();
     let mut per_time: BTreeMap<i64, usize> = BTreeMap::new();
     for (_, end) in &log {
         // Go trims trailing zeros of the fraction; the agent's own parser takes any RFC 3339.
@@ -376,7 +376,7 @@ fn prometheus_outage_turns_readyz_503_and_keeps_serving() {
     let mut stack = Stack::start(Convention::A);
     let agent = stack.agent("300ms", &[]);
     let before = wait_rows(&agent, "/nodes", 3);
-    stack.prometheus.stop();
+    stack.server.stop();
     let reason = wait_for(Duration::from_secs(10), || {
         let (status, _, body) = http("GET", &format!("{}/readyz", agent.url()));
         // A query cut off mid-way may fail differently first; refusals follow.

@@ -12,10 +12,11 @@ mod support;
 
 use std::time::Duration;
 
-use support::engine::{Engine, EngineStack, NOCACHE, Server, WithParams, time_param};
+use support::engine::{Engine, NOCACHE, Server, WithParams, time_param};
 use support::exporter::{Convention, Meter, NAMESPACE, NODE_COLUMNS, POD_COLUMNS, now_ms};
 use support::prometheus::wait_for;
 use support::promql::{NODE_QUERIES, POD_QUERIES, Rows, tables_with};
+use support::stack::Stack;
 use support::table::{compare, window_fully_covered};
 use support::victoria::VictoriaMetrics;
 
@@ -56,19 +57,19 @@ fn borrowed<'a>(queries: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a
 
 /// Both engines, each scraping its own exporter.
 struct Engines {
-    prometheus: EngineStack,
-    victoria: EngineStack,
+    prometheus: Stack,
+    victoria: Stack,
 }
 
 impl Engines {
     fn start(convention: Convention) -> Engines {
         Engines {
-            prometheus: EngineStack::start(Engine::Prometheus, convention),
-            victoria: EngineStack::start(Engine::VictoriaMetrics, convention),
+            prometheus: Stack::on(Engine::Prometheus, convention),
+            victoria: Stack::on(Engine::VictoriaMetrics, convention),
         }
     }
 
-    fn both(&self) -> [&EngineStack; 2] {
+    fn both(&self) -> [&Stack; 2] {
         [&self.prometheus, &self.victoria]
     }
 }
@@ -78,7 +79,7 @@ impl Engines {
 /// (VictoriaMetrics makes new samples searchable about once a second).
 /// Prometheus also needs samples near both ends of the window to extrapolate
 /// exactly.
-fn settled_time(stack: &EngineStack, window_ms: i64) -> i64 {
+fn settled_time(stack: &Stack, window_ms: i64) -> i64 {
     wait_for(Duration::from_secs(120), || {
         let scrapes = stack.exporter.scrape_times();
         let first = *scrapes.first()?;
@@ -99,7 +100,7 @@ fn settled_time(stack: &EngineStack, window_ms: i64) -> i64 {
 }
 
 /// Waits until `stack`'s exporter has been scraped for `elapsed_ms`.
-fn wait_scraped_for(stack: &EngineStack, elapsed_ms: i64) -> i64 {
+fn wait_scraped_for(stack: &Stack, elapsed_ms: i64) -> i64 {
     let first = wait_for(Duration::from_secs(10), || {
         stack.exporter.scrape_times().first().copied()
     })
@@ -408,7 +409,7 @@ fn instant_queries_near_now_and_millisecond_times() {
     // falls through to its right side there.
     let nan_or = format!("({series} - {series}) / ({series} - {series}) or {series}");
     let time_ms = now_ms() - 2_000;
-    let answer = |stack: &EngineStack| -> Vec<String> {
+    let answer = |stack: &Stack| -> Vec<String> {
         stack
             .server
             .query_with(&nan_or, time_ms, NOCACHE)
@@ -724,8 +725,8 @@ fn query_range_and_energy_after_a_minute() {
 /// it answers from one second back.
 #[test]
 fn series_that_stop_reporting() {
-    let prometheus = EngineStack::start(Engine::Prometheus, Convention::A);
-    let victoria = EngineStack::start_on(Convention::A, |targets| {
+    let prometheus = Stack::on(Engine::Prometheus, Convention::A);
+    let victoria = Stack::start_on(Convention::A, |targets| {
         Server::VictoriaMetrics(VictoriaMetrics::start_with(
             targets,
             &["-search.latencyOffset=1s"],
@@ -768,7 +769,7 @@ fn series_that_stop_reporting() {
 
     let mut last = Vec::new();
     for stack in [prometheus, victoria] {
-        let EngineStack {
+        let Stack {
             exporter, server, ..
         } = stack;
         drop(exporter);

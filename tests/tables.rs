@@ -1,22 +1,25 @@
-//! End-to-end tests with real parts: a real Prometheus scrapes the synthetic
-//! exporter (tests/support/exporter.rs), the agent binary polls that
-//! Prometheus, and its CSV tables, fetched with the real `curl`, must equal
-//! the scenario's truth column by column, under both label conventions of
-//! SPEC §4.
+//! End-to-end tests with real parts: a real Prometheus or VictoriaMetrics scrapes
+//! the synthetic exporter (tests/support/exporter.rs), the agent binary polls
+//! it, and its CSV tables, fetched with the real `curl`, must equal the
+//! scenario's truth column by column, under both label conventions
+//! (docs/design.md, "Identity").
 //!
-//! Needs /usr/bin/prometheus (`scripts/setup` installs it) and curl.
+//! Needs /usr/bin/prometheus, /usr/bin/victoria-metrics (`scripts/setup`
+//! installs them) and curl.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
+use support::engine::Engine;
+use support::exporter::Row;
 use support::exporter::{
-    Convention, Exporter, NAMESPACE, NODE_COLUMNS, OTHER_NAMESPACE, POD_COLUMNS, Row, Scenario,
-    now_ms,
+    Convention, NAMESPACE, NODE_COLUMNS, OTHER_NAMESPACE, POD_COLUMNS, now_ms,
 };
-use support::prometheus::{Agent, AgentConfig, Prometheus, wait_for};
+use support::prometheus::{Agent, wait_for};
 use support::promql::spec_tables;
-use support::table::{Table, compare, coverage_report, parse_rfc3339_ms, window_fully_covered};
+use support::stack::Stack;
+use support::table::{Table, compare, coverage_report, parse_rfc3339_ms};
 
 /// The agent's WINDOW: rates and averages span this much.
 const WINDOW: &str = "10s";
@@ -25,47 +28,6 @@ const WINDOW_MS: i64 = 10_000;
 const MARGIN_MS: i64 = 3_000;
 /// How long a test waits for a cycle that covers a full window.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// Exporter plus a Prometheus scraping it.
-struct Stack {
-    scenario: Scenario,
-    exporter: Exporter,
-    prometheus: Prometheus,
-}
-
-impl Stack {
-    fn start(convention: Convention) -> Stack {
-        let scenario = Scenario::new(convention);
-        let exporter =
-            Exporter::start("127.0.0.1:0", scenario.clone()).expect("cannot start the exporter");
-        let prometheus = Prometheus::start(&[exporter.addr()]);
-        Stack {
-            scenario,
-            exporter,
-            prometheus,
-        }
-    }
-
-    fn agent(&self, namespace: &str) -> Agent {
-        Agent::start(&AgentConfig {
-            prometheus_url: self.prometheus.url(),
-            namespace,
-            update_interval: "1s",
-            window: WINDOW,
-        })
-    }
-
-    /// Whether a query at `time_ms` sees a full window of scrapes, so that
-    /// the truth is exact.
-    fn settled(&self, time_ms: i64) -> bool {
-        let scrapes = self.exporter.scrape_times();
-        let Some(&first) = scrapes.first() else {
-            return false;
-        };
-        time_ms >= first + WINDOW_MS + MARGIN_MS
-            && window_fully_covered(&scrapes, time_ms, WINDOW_MS)
-    }
-}
 
 /// The newest cycle of one table of the agent, once it covers a full window.
 struct Cycle {
@@ -104,7 +66,7 @@ fn settled_cycle(stack: &Stack, agent: &Agent, path: &str) -> Cycle {
                     .column("observation_time")
                     .and_then(|at| rows.first().and_then(|row| parse_rfc3339_ms(&row[at])));
                 if let Some(observed) = observed {
-                    if stack.settled(observed) {
+                    if stack.settled(observed, WINDOW_MS, MARGIN_MS) {
                         if skipped > 0 {
                             eprintln!("{path}: skipped {skipped} cycle(s) not covering the window");
                         }
@@ -138,7 +100,7 @@ fn settled_cycle(stack: &Stack, agent: &Agent, path: &str) -> Cycle {
         "no settled cycle on {path} within {SETTLE_TIMEOUT:?} ({skipped} cycle(s) did not cover \
          the window); {coverage}last answer:\n{last_seen}\nagent log:\n{}\nprometheus log:\n{}",
         agent.log(),
-        stack.prometheus.log()
+        stack.server.log()
     );
 }
 
@@ -205,8 +167,9 @@ fn fail_if_any(problems: Vec<String>, stack: &Stack, agent: &Agent, cycles: &[&C
     }
     let tables: Vec<String> = cycles.iter().map(|c| c.compared_csv()).collect();
     panic!(
-        "{} problem(s), convention {}:\n  {}\n\nrows compared:\n{}\nagent log:\n{}",
+        "{} problem(s), {}, convention {}:\n  {}\n\nrows compared:\n{}\nagent log:\n{}",
         problems.len(),
+        stack.server.engine().name(),
         stack.scenario.convention.describe(),
         problems.join("\n  "),
         tables.join("\n"),
@@ -214,10 +177,10 @@ fn fail_if_any(problems: Vec<String>, stack: &Stack, agent: &Agent, cycles: &[&C
     );
 }
 
-fn agent_matches_truth(convention: Convention) {
+fn agent_matches_truth(engine: Engine, convention: Convention) {
     let started = Instant::now();
-    let stack = Stack::start(convention);
-    let agent = stack.agent(NAMESPACE);
+    let stack = Stack::on(engine, convention);
+    let agent = stack.agent("1s", &[]);
     let nodes = settled_cycle(&stack, &agent, "/nodes");
     let pods = settled_cycle(&stack, &agent, "/pods");
     let mut problems = check_table(
@@ -236,7 +199,8 @@ fn agent_matches_truth(convention: Convention) {
     ));
     fail_if_any(problems, &stack, &agent, &[&nodes, &pods]);
     eprintln!(
-        "convention {}: agent matches the truth after {:.1} s ({})",
+        "{}, convention {}: agent matches the truth after {:.1} s ({})",
+        engine.name(),
         convention.describe(),
         started.elapsed().as_secs_f64(),
         coverage_report(&stack.exporter.scrape_times(), nodes.observed, WINDOW_MS)
@@ -244,13 +208,23 @@ fn agent_matches_truth(convention: Convention) {
 }
 
 #[test]
-fn convention_a_kube_prometheus_stack_matches_truth() {
-    agent_matches_truth(Convention::A);
+fn kube_prometheus_stack_labels_on_prometheus_match_truth() {
+    agent_matches_truth(Engine::Prometheus, Convention::A);
 }
 
 #[test]
-fn convention_b_prometheus_chart_matches_truth() {
-    agent_matches_truth(Convention::B);
+fn prometheus_chart_labels_on_prometheus_match_truth() {
+    agent_matches_truth(Engine::Prometheus, Convention::B);
+}
+
+#[test]
+fn kube_prometheus_stack_labels_on_victoria_metrics_match_truth() {
+    agent_matches_truth(Engine::VictoriaMetrics, Convention::A);
+}
+
+#[test]
+fn prometheus_chart_labels_on_victoria_metrics_match_truth() {
+    agent_matches_truth(Engine::VictoriaMetrics, Convention::B);
 }
 
 /// The pod filter is the agent's NAMESPACE, not a fixed name: observing the
@@ -258,7 +232,7 @@ fn convention_b_prometheus_chart_matches_truth() {
 #[test]
 fn pod_table_follows_the_agent_namespace() {
     let stack = Stack::start(Convention::A);
-    let agent = stack.agent(OTHER_NAMESPACE);
+    let agent = stack.agent_for(OTHER_NAMESPACE, "1s", &[]);
     let pods = settled_cycle(&stack, &agent, "/pods");
     let expected = stack.scenario.expected_pods(OTHER_NAMESPACE);
     assert!(
@@ -269,8 +243,8 @@ fn pod_table_follows_the_agent_namespace() {
     fail_if_any(problems, &stack, &agent, &[&pods]);
 }
 
-/// SPEC §3's default queries, sent straight to Prometheus and resolved by
-/// SPEC §4's rules, give the truth: the scenario and its truth agree with
+/// The specified default queries, sent straight to Prometheus and resolved by
+/// the identity rules, give the truth: the scenario and its truth agree with
 /// real PromQL, whatever the agent does.
 #[test]
 fn spec_default_queries_give_truth_directly() {
@@ -280,15 +254,16 @@ fn spec_default_queries_give_truth_directly() {
             // Half a second after the newest scrape, once it is stored.
             let last = *stack.exporter.scrape_times().last()?;
             let time_ms = last + 500;
-            (now_ms() >= time_ms + 200 && stack.settled(time_ms)).then_some(time_ms)
+            (now_ms() >= time_ms + 200 && stack.settled(time_ms, WINDOW_MS, MARGIN_MS))
+                .then_some(time_ms)
         })
         .unwrap_or_else(|| {
             panic!(
                 "Prometheus never covered a full window:\n{}",
-                stack.prometheus.log()
+                stack.server.log()
             )
         });
-        let (node_rows, pod_rows) = spec_tables(&stack.prometheus, NAMESPACE, WINDOW, time_ms)
+        let (node_rows, pod_rows) = spec_tables(&stack.server, NAMESPACE, WINDOW, time_ms)
             .unwrap_or_else(|e| panic!("{}: {e}", stack.scenario.convention.describe()));
         let header = |columns: &[&str]| columns_owned(columns);
         let mut problems = compare(
@@ -306,12 +281,12 @@ fn spec_default_queries_give_truth_directly() {
             &pod_rows,
         ));
         eprintln!(
-            "convention {}: SPEC queries at {time_ms}:\n{node_rows:?}\n{pod_rows:?}",
+            "convention {}: default queries at {time_ms}:\n{node_rows:?}\n{pod_rows:?}",
             stack.scenario.convention.describe()
         );
         assert!(
             problems.is_empty(),
-            "convention {}: SPEC queries disagree with the truth:\n  {}\nnodes: {node_rows:?}\npods: {pod_rows:?}",
+            "convention {}: the default queries disagree with the truth:\n  {}\nnodes: {node_rows:?}\npods: {pod_rows:?}",
             stack.scenario.convention.describe(),
             problems.join("\n  ")
         );

@@ -151,7 +151,10 @@ impl Client {
                 .agent
                 .get(format!("{}/api/v1/query", self.base))
                 .query("query", promql)
-                .query("time", format_time_param(t)),
+                .query("time", format_time_param(t))
+                // VictoriaMetrics otherwise answers a time less than 30 s old with older data
+                // (docs/engines.md); Prometheus ignores the parameter.
+                .query("nocache", "1"),
             Eval::Range { start, end, step } => self
                 .agent
                 .get(format!("{}/api/v1/query_range", self.base))
@@ -160,7 +163,7 @@ impl Client {
                 .query("end", format_time_param(end))
                 .query("step", format_time_param(step))
                 // VictoriaMetrics otherwise shifts start and end to multiples of the step for
-                // its cache; Prometheus ignores the parameter.
+                // its cache.
                 .query("nocache", "1"),
         };
         self.headers.iter().fold(request, |request, (name, value)| {

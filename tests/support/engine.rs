@@ -1,14 +1,12 @@
 //! The query engines the agent is tested against: a real Prometheus and a real
 //! VictoriaMetrics, both scraping the synthetic exporter. A [`Server`] is
-//! either; [`EngineStack`] is the usual exporter-plus-engine setup on one of
+//! either; `stack::Stack` is the usual exporter-plus-engine setup on one of
 //! them. docs/engines.md describes where the two answer differently.
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Duration;
 
-use super::exporter::{Convention, Exporter, NAMESPACE, Scenario, now_ms};
-use super::prometheus::{Agent, AgentConfig, Prometheus, wait_for};
+use super::prometheus::Prometheus;
 use super::victoria::VictoriaMetrics;
 
 /// Which server answers the agent's PromQL.
@@ -69,6 +67,14 @@ impl Server {
         match self {
             Server::Prometheus(p) => p.log(),
             Server::VictoriaMetrics(v) => v.log(),
+        }
+    }
+
+    /// The Prometheus server, for what only it offers (its query log).
+    pub fn prometheus(&self) -> &Prometheus {
+        match self {
+            Server::Prometheus(p) => p,
+            Server::VictoriaMetrics(_) => panic!("this test needs Prometheus"),
         }
     }
 
@@ -167,61 +173,6 @@ pub struct WithParams<'a> {
 impl InstantQuery for WithParams<'_> {
     fn instant(&self, query: &str, time_ms: i64) -> Result<Vec<serde_json::Value>, String> {
         self.server.query_with(query, time_ms, self.params)
-    }
-}
-
-/// Exporter plus one engine scraping it, returned once the engine can compute
-/// rates at the current time.
-pub struct EngineStack {
-    pub scenario: Scenario,
-    pub exporter: Exporter,
-    pub server: Server,
-}
-
-impl EngineStack {
-    pub fn start(engine: Engine, convention: Convention) -> EngineStack {
-        EngineStack::start_on(convention, |targets| engine.start(targets))
-    }
-
-    /// With a server started by `start` (e.g. a VictoriaMetrics with other flags).
-    pub fn start_on(
-        convention: Convention,
-        start: impl FnOnce(&[SocketAddr]) -> Server,
-    ) -> EngineStack {
-        let scenario = Scenario::new(convention);
-        let exporter =
-            Exporter::start("127.0.0.1:0", scenario.clone()).expect("cannot start the exporter");
-        let server = start(&[exporter.addr()]);
-        let engine = server.engine();
-        wait_for(Duration::from_secs(60), || {
-            let rates = server
-                .query_with(
-                    "rate(container_cpu_usage_seconds_total[10s])",
-                    now_ms(),
-                    NOCACHE,
-                )
-                .ok()?;
-            (!rates.is_empty()).then_some(())
-        })
-        .unwrap_or_else(|| panic!("{} has no rates:\n{}", engine.name(), server.log()));
-        EngineStack {
-            scenario,
-            exporter,
-            server,
-        }
-    }
-
-    /// An agent observing the scenario's namespace with a 10 s window.
-    pub fn agent(&self, interval: &str, extra_env: &[(&str, &str)]) -> Agent {
-        Agent::start_with(
-            &AgentConfig {
-                prometheus_url: self.server.url(),
-                namespace: NAMESPACE,
-                update_interval: interval,
-                window: "10s",
-            },
-            extra_env,
-        )
     }
 }
 
