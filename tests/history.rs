@@ -93,9 +93,9 @@ fn history_equals_live(engine: Engine, convention: Convention) {
     for path in ["/nodes", "/pods"] {
         let live = wait_for(Duration::from_secs(60), || {
             let live = table(&agent, path);
-            (cycles(&live).len() >= 8).then_some(live)
+            (cycles(&live).len() >= 10).then_some(live)
         })
-        .unwrap_or_else(|| panic!("{path}: not 8 cycles:\n{}", agent.log()));
+        .unwrap_or_else(|| panic!("{path}: not 10 cycles:\n{}", agent.log()));
         let live = cycles(&live);
         let (first, last) = (*live.keys().next().unwrap(), *live.keys().last().unwrap());
         let history = table(
