@@ -154,7 +154,10 @@ impl Table {
             warn!(
                 "a cycle produced {rows} {} rows, more than BUFFER_SIZE={}: the buffer keeps \
                  the newest cycle whole; set BUFFER_SIZE to at least {} to keep 10 cycles",
-                self.kind.name(),
+                match self.kind {
+                    TableKind::Nodes => "node",
+                    TableKind::Pods => "pod",
+                },
                 self.capacity,
                 rows * 10
             );

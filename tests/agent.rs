@@ -458,3 +458,97 @@ fn a_hung_prometheus_skips_the_cycle_after_two_timeouts() {
     drop(agent);
     drop(held);
 }
+
+/// Threads the agent starts while only polling (no HTTP request in between), counted by
+/// `strace -f` attached to it: ureq's default resolver used to start one per query.
+#[test]
+fn polling_starts_no_thread_per_query() {
+    let stack = Stack::start(Convention::A);
+    let agent = stack.agent("250ms", &[]);
+    wait_rows(&agent, "/nodes", 6);
+    let cycles = |agent: &Agent| -> f64 {
+        let metrics = agent.get("/agent/metrics").expect("metrics");
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("prometheus_agent_cycles_total ")?
+                    .parse()
+                    .ok()
+            })
+            .expect("cycles_total")
+    };
+    let before = cycles(&agent);
+    let dir = TempDir::new("strace");
+    let trace = dir.path().join("clones.txt");
+    let mut strace = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-ttt",
+            "-e",
+            "trace=clone,clone3,fork,vfork",
+            "-o",
+        ])
+        .arg(&trace)
+        .args(["-p", &agent.pid().to_string()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot run strace (scripts/setup installs it)");
+    std::thread::sleep(Duration::from_secs(4));
+    // A request now starts a responder thread: proof that strace sees thread starts.
+    let polled_until = support::exporter::now_ms() as f64 / 1000.0;
+    agent.get("/livez").expect("livez");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = Command::new("kill")
+        .args(["-INT", &strace.id().to_string()])
+        .status();
+    // Interrupted on purpose: its exit status says nothing.
+    let _ = strace.wait();
+    let after = cycles(&agent);
+    let clones = std::fs::read_to_string(&trace).expect("strace output");
+    // Lines are "TID SECONDS.MICROS clone3(...)"; the metrics requests are outside the window.
+    let started_at: Vec<f64> = clones
+        .lines()
+        .filter(|l| l.contains("clone") || l.contains("fork"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect();
+    let while_polling = started_at.iter().filter(|t| **t < polled_until).count();
+    assert!(
+        started_at.iter().any(|t| *t >= polled_until),
+        "strace saw no thread start for the request:\n{clones}"
+    );
+    assert!(after - before >= 10.0, "only {} cycles ran", after - before);
+    assert_eq!(while_polling, 0, "threads started while polling:\n{clones}");
+}
+
+/// The buffer keeps whole cycles: BUFFER_SIZE=5 holds one cycle of 3 node rows (two would be
+/// 6), and a pod cycle of 4 rows is kept whole even though BUFFER_SIZE=2 is smaller, with one
+/// warning suggesting a size.
+#[test]
+fn the_buffer_holds_whole_cycles() {
+    let stack = Stack::start(Convention::A);
+    let nodes_agent = stack.agent("300ms", &[("BUFFER_SIZE", "5")]);
+    let pods_agent = stack.agent("300ms", &[("BUFFER_SIZE", "2")]);
+    for _ in 0..5 {
+        wait_rows(&nodes_agent, "/nodes", 3);
+        let nodes = Table::parse(&nodes_agent.get("/nodes").expect("nodes")).expect("csv");
+        let cycles: std::collections::BTreeSet<&String> =
+            nodes.rows.iter().map(|r| &r[2]).collect();
+        assert_eq!((nodes.rows.len(), cycles.len()), (3, 1), "{:?}", nodes.rows);
+        let pods = wait_rows(&pods_agent, "/pods", 4);
+        let cycles: std::collections::BTreeSet<&String> = pods.rows.iter().map(|r| &r[2]).collect();
+        assert_eq!((pods.rows.len(), cycles.len()), (4, 1), "{:?}", pods.rows);
+        std::thread::sleep(Duration::from_millis(350));
+    }
+    let log = pods_agent.full_log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("pod rows, more than BUFFER_SIZE=2"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0].contains("4 pod rows") && warnings[0].contains("at least 40"),
+        "{}",
+        warnings[0]
+    );
+}
