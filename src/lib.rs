@@ -5,6 +5,7 @@
 pub mod check;
 pub mod config;
 pub mod identity;
+pub mod page;
 pub mod params;
 pub mod poller;
 pub mod prometheus;

@@ -76,6 +76,7 @@ GET /metrics/pods      live pod rows (WebSocket or chunked HTTP)
 GET /livez             200 while the process serves
 GET /readyz            200 if the last cycle succeeded within 3 intervals
 GET /agent/metrics     the agent's own figures (Prometheus text format)
+GET /  in a browser    live page with plots of power and CPU
 
 since=T: RFC 3339 (2026-01-31T12:00:05Z) or Unix seconds; rows collected after T.
 ";
@@ -195,6 +196,30 @@ fn asks_for_websocket(request: &Request) -> bool {
         .any(|h| h.field.equiv("Upgrade") && h.value.as_str().eq_ignore_ascii_case("websocket"))
 }
 
+/// The live page for browsers at `/` and its files under `/page/` (SPEC §5c); `None` leaves
+/// the request to `route` (so `curl /` gets the text index).
+fn page_reply(request: &Request, websocket: bool) -> Option<Reply> {
+    if websocket || !matches!(request.method(), Method::Get | Method::Head) {
+        return None;
+    }
+    let path = request.url().split('?').next().unwrap_or("");
+    let accept = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Accept"))
+        .map_or("", |h| h.value.as_str());
+    if path == "/" && !crate::page::wants_html(accept) {
+        return None;
+    }
+    let asset = crate::page::asset(path)?;
+    Some(Reply {
+        status: 200,
+        content_type: asset.content_type,
+        headers: vec![("Cache-Control", asset.cache_control.into())],
+        body: asset.body.into(),
+    })
+}
+
 fn respond(request: Request, reply: Reply) {
     let length = reply.body.len();
     let mut response = Response::new(
@@ -291,7 +316,11 @@ fn dispatch(mut server: Server, addr: SocketAddr, app: Arc<App>, shutdown: Arc<A
             }
         };
         let websocket = asks_for_websocket(&request);
-        let reply = match route(&app, request.method(), request.url(), websocket) {
+        let routed = match page_reply(&request, websocket) {
+            Some(reply) => Routed::Reply(reply),
+            None => route(&app, request.method(), request.url(), websocket),
+        };
+        let reply = match routed {
             Routed::Reply(reply) => reply,
             Routed::Stream(kind, filter) => {
                 match app.streams.acquire() {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::exporter::{Convention, Exporter, NAMESPACE, Scenario, now_ms};
-use super::prometheus::{Agent, AgentConfig, Prometheus, wait_for};
+use super::prometheus::{Agent, AgentConfig, Prometheus, free_port, wait_for};
 
 /// Exporter plus Prometheus, returned once Prometheus can compute rates (two scrapes).
 pub struct Stack {
@@ -32,7 +32,12 @@ impl Stack {
 
     /// An agent observing the scenario's namespace with a 10 s window.
     pub fn agent(&self, interval: &str, extra_env: &[(&str, &str)]) -> Agent {
-        Agent::start_with(
+        self.agent_on(free_port(), interval, extra_env)
+    }
+
+    /// The same, listening on `127.0.0.1:port`.
+    pub fn agent_on(&self, port: u16, interval: &str, extra_env: &[(&str, &str)]) -> Agent {
+        Agent::start_on(
             &AgentConfig {
                 prometheus_url: self.prometheus.url(),
                 namespace: NAMESPACE,
@@ -40,6 +45,7 @@ impl Stack {
                 window: "10s",
             },
             extra_env,
+            port,
         )
     }
 }
