@@ -39,13 +39,25 @@ fn chromium_binary() -> String {
 /// How long one command may take (page loads and screenshots included).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The Chromium process, killed when dropped, also when a test panics half-way through
+/// starting it.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub struct Browser {
-    child: Child,
     socket: WebSocket<TcpStream>,
     session: String,
     next_id: u64,
     console: Vec<String>,
     log: PathBuf,
+    // Dropped after the socket, in this order: the process, then its profile directory.
+    process: Process,
     _profile: TempDir,
 }
 
@@ -82,10 +94,10 @@ impl Browser {
             .stderr(fs::File::create(&log).expect("cannot create chromium.log"))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
-        let mut child = child;
+        let mut process = Process(child);
         let active = profile.path().join("DevToolsActivePort");
         let endpoint = wait_for(Duration::from_secs(30), || {
-            if let Ok(Some(status)) = child.try_wait() {
+            if let Ok(Some(status)) = process.0.try_wait() {
                 panic!(
                     "chromium exited at start ({status}):\n{}",
                     log_tail(&log, 30)
@@ -98,8 +110,6 @@ impl Browser {
             Some((port, path))
         });
         let Some((port, path)) = endpoint else {
-            let _ = child.kill();
-            let _ = child.wait();
             panic!(
                 "chromium did not open its DevTools port within 30 s:\n{}",
                 log_tail(&log, 30)
@@ -118,12 +128,12 @@ impl Browser {
             .set_read_timeout(Some(Duration::from_millis(200)))
             .expect("read timeout");
         let mut browser = Browser {
-            child,
             socket,
             session: String::new(),
             next_id: 0,
             console: Vec::new(),
             log,
+            process,
             _profile: profile,
         };
         let target = browser
@@ -285,15 +295,21 @@ impl Browser {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.0.id()
     }
 }
 
 impl Drop for Browser {
+    /// Asks Chromium to quit, so that all its processes are gone before the profile directory
+    /// is removed; `Process` kills it if it does not within 5 s.
     fn drop(&mut self) {
+        let close = json!({"id": 0, "method": "Browser.close"}).to_string();
+        if self.socket.send(Message::text(close)).is_ok() {
+            wait_for(Duration::from_secs(5), || {
+                self.process.0.try_wait().ok().flatten()
+            });
+        }
         let _ = self.socket.close(None);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
