@@ -10,6 +10,7 @@ pub mod energy;
 pub mod format;
 pub mod history;
 pub mod identity;
+pub mod page;
 pub mod params;
 pub mod poller;
 pub mod prometheus;

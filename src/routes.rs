@@ -14,6 +14,8 @@ pub enum Handler {
     Stream(TableKind),
     /// Joules per node or pod over a window.
     Energy(TableKind),
+    /// A file of the live page (its chart library), by path.
+    PageFile,
     Livez,
     Readyz,
     AgentMetrics,
@@ -94,11 +96,20 @@ pub const ROUTES: &[Route] = &[
         handler: Handler::Index,
         usage: "this index; in a browser, the live page",
     },
+    Route {
+        path: "/page/",
+        handler: Handler::PageFile,
+        usage: "the live page's chart library (versioned paths, cached)",
+    },
 ];
 
-/// The route serving `path` exactly.
+/// The route serving `path`: exactly, or by prefix for a route ending in `/` other than `/`.
 pub fn find(path: &str) -> Option<&'static Route> {
-    ROUTES.iter().find(|r| r.path == path)
+    ROUTES.iter().find(|r| r.path == path).or_else(|| {
+        ROUTES
+            .iter()
+            .find(|r| r.path.len() > 1 && r.path.ends_with('/') && path.starts_with(r.path))
+    })
 }
 
 /// The plain-text index served on `/`.
@@ -146,6 +157,10 @@ mod tests {
             assert_eq!(find(route.path).map(|r| r.path), Some(route.path));
         }
         assert!(find("/nodes/").is_none());
+        assert_eq!(
+            find("/page/uPlot.js").map(|r| r.handler),
+            Some(Handler::PageFile)
+        );
         assert!(!missing.contains('\n'));
         assert_eq!(
             find("/energy/pods").map(|r| r.handler),

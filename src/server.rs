@@ -6,6 +6,7 @@
 //! accept loop ends for good on an accept error (e.g. out of file descriptors); the
 //! dispatcher then listens again instead of going deaf.
 
+use std::borrow::Cow;
 use std::io::{Cursor, Read};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tiny_http::{Header, Method, Request, Response, Server};
 use crate::energy;
 use crate::format::{Millis, now_ms};
 use crate::history::{ExportReader, Past};
+use crate::page;
 use crate::params::{self, Span, TableRequest, Window};
 use crate::routes::{self, Handler};
 use crate::schema::{PerTable, TableKind};
@@ -43,13 +45,14 @@ pub struct App {
     pub interval_ms: Millis,
 }
 
-/// A response before it is written: status, content type, extra headers, body.
+/// A response before it is written: status, content type, extra headers, body (the page's
+/// files are served from the binary without a copy).
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, String)>,
-    pub body: String,
+    pub body: Cow<'static, str>,
 }
 
 impl Reply {
@@ -62,7 +65,7 @@ impl Reply {
             status,
             content_type: "text/plain; charset=utf-8",
             headers: Vec::new(),
-            body,
+            body: body.into(),
         }
     }
 
@@ -71,7 +74,16 @@ impl Reply {
             status: 200,
             content_type: "text/csv; charset=utf-8",
             headers: csv_headers(name),
-            body,
+            body: body.into(),
+        }
+    }
+
+    fn asset(asset: page::Asset) -> Reply {
+        Reply {
+            status: 200,
+            content_type: asset.content_type,
+            headers: vec![("Cache-Control", asset.cache_control.into())],
+            body: asset.body.into(),
         }
     }
 }
@@ -104,6 +116,8 @@ pub struct Asked<'a> {
     pub method: &'a Method,
     pub url: &'a str,
     pub websocket: bool,
+    /// The `Accept` header: a browser gets the live page at `/`, `curl` the text index.
+    pub accept: &'a str,
 }
 
 /// Routes one request; cheap, and never waits for Prometheus.
@@ -148,7 +162,14 @@ pub fn route(app: &App, asked: Asked<'_>) -> Routed {
             Ok(window) => Routed::Energy(kind, window),
             Err(reason) => bad_request(reason),
         },
+        Handler::Index if page::wants_html(asked.accept) => {
+            Routed::Reply(Reply::asset(page::INDEX))
+        }
         Handler::Index => Routed::Reply(Reply::text(200, routes::index())),
+        Handler::PageFile => Routed::Reply(match page::asset(path) {
+            Some(asset) => Reply::asset(asset),
+            None => Reply::text(404, routes::not_found(path)),
+        }),
         Handler::Livez => Routed::Reply(Reply::text(200, "ok")),
         Handler::Readyz => Routed::Reply(match app.status.readiness() {
             Ok(()) => Reply::text(200, "ok"),
@@ -158,7 +179,7 @@ pub fn route(app: &App, asked: Asked<'_>) -> Routed {
             status: 200,
             content_type: "text/plain; version=0.0.4; charset=utf-8",
             headers: Vec::new(),
-            body: app.status.render(&app.tables) + &app.streams.render(),
+            body: (app.status.render(&app.tables) + &app.streams.render()).into(),
         }),
     }
 }
@@ -168,6 +189,14 @@ fn asks_for_websocket(request: &Request) -> bool {
         .headers()
         .iter()
         .any(|h| h.field.equiv("Upgrade") && h.value.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+fn accept_header(request: &Request) -> &str {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Accept"))
+        .map_or("", |h| h.value.as_str())
 }
 
 fn add_headers<R: Read>(
@@ -188,10 +217,14 @@ fn add_headers<R: Read>(
 
 fn respond(request: Request, reply: Reply) {
     let length = reply.body.len();
+    let body: Cow<'static, [u8]> = match reply.body {
+        Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+        Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+    };
     let mut response = Response::new(
         reply.status.into(),
         Vec::new(),
-        Cursor::new(reply.body.into_bytes()),
+        Cursor::new(body),
         Some(length),
         None,
     );
@@ -209,6 +242,7 @@ fn serve(app: &App, request: Request, slot: ResponderSlot) {
         method: request.method(),
         url: request.url(),
         websocket,
+        accept: accept_header(&request),
     };
     match route(app, asked) {
         Routed::Reply(reply) => respond(request, reply),

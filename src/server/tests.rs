@@ -51,6 +51,7 @@ fn ask<'a>(method: &'a Method, url: &'a str, websocket: bool) -> Asked<'a> {
         method,
         url,
         websocket,
+        accept: "*/*",
     }
 }
 
@@ -151,6 +152,20 @@ fn health_and_index() {
     assert_eq!(get(&app, &Method::Get, "/readyz", false).status, 200);
     let index = get(&app, &Method::Get, "/", false);
     assert_eq!(index.body, crate::routes::index());
+    // A browser gets the live page, and its library under /page/.
+    let browser = Asked {
+        accept: "text/html,application/xhtml+xml,*/*;q=0.8",
+        ..ask(&Method::Get, "/", false)
+    };
+    let Routed::Reply(page) = route(&app, browser) else {
+        panic!("the page")
+    };
+    assert_eq!(page.content_type, "text/html; charset=utf-8");
+    assert!(page.body.contains("<html"));
+    assert_eq!(
+        get(&app, &Method::Get, "/page/nothing.js", false).status,
+        404
+    );
     let m = get(&app, &Method::Get, "/agent/metrics", false);
     assert!(
         m.body

@@ -6,9 +6,11 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod energy;
 pub mod engine;
 pub mod exporter;
+pub mod forward;
 pub mod prometheus;
 pub mod promql;
 pub mod stack;

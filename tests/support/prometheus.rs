@@ -261,9 +261,13 @@ impl Agent {
 
     /// Starts the agent with further environment variables (`QUERIES_FILE`, `BUFFER_SIZE`, …).
     pub fn start_with(config: &AgentConfig, extra_env: &[(&str, &str)]) -> Agent {
+        Agent::start_on(config, extra_env, free_port())
+    }
+
+    /// Starts the agent on a given loopback port (e.g. the port of an agent just stopped).
+    pub fn start_on(config: &AgentConfig, extra_env: &[(&str, &str)], port: u16) -> Agent {
         let dir = TempDir::new("agent");
         let log = dir.path().join("agent.log");
-        let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_prometheus-agent"))
             .env_remove("PROMETHEUSSERVER")

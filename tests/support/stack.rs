@@ -59,15 +59,22 @@ impl Stack {
 
     /// An agent observing `namespace` with a 10 s window.
     pub fn agent_for(&self, namespace: &str, interval: &str, extra_env: &[(&str, &str)]) -> Agent {
-        Agent::start_with(
-            &AgentConfig {
-                prometheus_url: self.server.url(),
-                namespace,
-                update_interval: interval,
-                window: "10s",
-            },
-            extra_env,
-        )
+        Agent::start_with(&self.agent_config(namespace, interval), extra_env)
+    }
+
+    /// An agent of the scenario's namespace listening on `127.0.0.1:port` (e.g. the port of
+    /// an agent just stopped).
+    pub fn agent_on(&self, port: u16, interval: &str, extra_env: &[(&str, &str)]) -> Agent {
+        Agent::start_on(&self.agent_config(NAMESPACE, interval), extra_env, port)
+    }
+
+    fn agent_config<'a>(&'a self, namespace: &'a str, interval: &'a str) -> AgentConfig<'a> {
+        AgentConfig {
+            prometheus_url: self.server.url(),
+            namespace,
+            update_interval: interval,
+            window: "10s",
+        }
     }
 
     /// Whether a query at `time_ms` over `window_ms` has `margin_ms` of scraping before its
