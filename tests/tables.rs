@@ -35,7 +35,10 @@ struct Stack {
 
 impl Stack {
     fn start(convention: Convention) -> Stack {
-        let scenario = Scenario::new(convention);
+        Stack::with(Scenario::new(convention))
+    }
+
+    fn with(scenario: Scenario) -> Stack {
         let exporter =
             Exporter::start("127.0.0.1:0", scenario.clone()).expect("cannot start the exporter");
         let prometheus = Prometheus::start(&[exporter.addr()]);
@@ -214,9 +217,10 @@ fn fail_if_any(problems: Vec<String>, stack: &Stack, agent: &Agent, cycles: &[&C
     );
 }
 
-fn agent_matches_truth(convention: Convention) {
+fn agent_matches_truth(scenario: Scenario) {
     let started = Instant::now();
-    let stack = Stack::start(convention);
+    let convention = scenario.convention;
+    let stack = Stack::with(scenario);
     let agent = stack.agent(NAMESPACE);
     let nodes = settled_cycle(&stack, &agent, "/nodes");
     let pods = settled_cycle(&stack, &agent, "/pods");
@@ -245,12 +249,23 @@ fn agent_matches_truth(convention: Convention) {
 
 #[test]
 fn convention_a_kube_prometheus_stack_matches_truth() {
-    agent_matches_truth(Convention::A);
+    agent_matches_truth(Scenario::new(Convention::A));
 }
 
 #[test]
 fn convention_b_prometheus_chart_matches_truth() {
-    agent_matches_truth(Convention::B);
+    agent_matches_truth(Scenario::new(Convention::B));
+}
+
+/// The benchmarks' scale mode, kept small here: its generated cluster has a
+/// truth the agent matches, under both conventions.
+#[test]
+fn scaled_cluster_matches_truth() {
+    let a = std::thread::spawn(|| agent_matches_truth(Scenario::scaled(Convention::A, 5, 9, 4)));
+    agent_matches_truth(Scenario::scaled(Convention::B, 4, 7, 3));
+    if let Err(panic) = a.join() {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 /// The pod filter is the agent's NAMESPACE, not a fixed name: observing the
