@@ -35,7 +35,8 @@ def cycles(url):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--measure", type=float, default=60.0, help="seconds of CPU measurement")
+    ap.add_argument("--measure", type=float, default=120.0,
+                    help="seconds of CPU measurement (/proc counts 10 ms ticks)")
     ap.add_argument("--sample-seconds", type=float, default=10.0,
                     help="seconds of /proc/<pid>/task sampling")
     ap.add_argument("--strace-seconds", type=float, default=20.0)

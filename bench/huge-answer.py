@@ -104,11 +104,14 @@ def main():
             killed = (time.monotonic() - started, figures["VmRSS"])
             break
         time.sleep(0.05)
+    if agent.poll() is None:
+        try:
+            peak = max(peak, b.status(agent.pid).get("VmHWM", 0))
+        except OSError:
+            pass
     alive = agent.poll() is None
     probes.stopping.set()
     probes.join(5)
-    if alive:
-        peak = max(peak, b.status(agent.pid)["VmHWM"])
 
     b.say()
     b.say(f"answer: {args.series} series per query; agent UPDATE_INTERVAL={args.update_interval}, "
