@@ -124,8 +124,8 @@ def main():
     elif alive:
         b.say(f"agent:            up after {args.duration:.0f} s")
     else:
-        b.say(f"agent:            EXITED by itself (status {agent.returncode}) after "
-              f"{time.monotonic() - started:.1f} s")
+        b.say(f"agent:            EXITED (status {agent.returncode}, not stopped by the "
+              f"benchmark; see its log) after {time.monotonic() - started:.1f} s")
     for path, results in probes.results.items():
         b.say("probe " + describe(path, results))
     if probes.first_cycle:

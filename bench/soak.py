@@ -18,6 +18,7 @@ sampled; the series is printed with first/last/max, so flatness (or growth) is v
 """
 import argparse
 import base64
+import collections
 import os
 import random
 import socket
@@ -33,7 +34,8 @@ class StreamClient(threading.Thread):
         self.index, self.host, self.port, self.stop = index, host, port, stop
         self.websocket = index % 2 == 0
         self.random = random.Random(index)
-        self.connections = self.refused = self.errors = self.bytes = 0
+        self.connections = self.errors = self.bytes = 0
+        self.refused = collections.Counter()  # by HTTP status
 
     def handshake(self, sock, path):
         if self.websocket:
@@ -59,7 +61,7 @@ class StreamClient(threading.Thread):
         with socket.create_connection((self.host, self.port), timeout=5) as sock:
             status = self.handshake(sock, path)
             if status not in (b"101", b"200"):
-                self.refused += 1
+                self.refused[status.decode(errors="replace") if status else "none"] += 1
                 time.sleep(0.5)
                 return
             self.connections += 1
@@ -165,8 +167,9 @@ def main():
     b.say(f"soak of {args.seconds:.0f} s at UPDATE_INTERVAL={args.update_interval}: "
           f"{figures.get('prometheus_agent_cycles_total', 0) - c0:.0f} cycles, "
           f"{figures.get('prometheus_agent_ticks_missed_total', 0):.0f} ticks missed")
+    refused = sum((c.refused for c in clients), collections.Counter())
     b.say(f"stream sessions: {sum(c.connections for c in clients)} accepted, "
-          f"{sum(c.refused for c in clients)} refused, {sum(c.errors for c in clients)} "
+          f"{sum(refused.values())} refused {dict(refused)}, {sum(c.errors for c in clients)} "
           f"connection errors, {sum(c.bytes for c in clients) / 1e6:.1f} MB received")
     b.say(f"downloads: {downloader.ok} ok, {downloader.failed} failed, "
           f"slowest {downloader.slowest * 1000:.0f} ms")

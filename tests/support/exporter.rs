@@ -5,7 +5,8 @@
 //! IPMI power meter would give Prometheus, under either label convention of
 //! SPEC §4. The same [`Scenario`] also computes the CSV rows the agent must
 //! produce, so the emulation and the truth come from one description and
-//! cannot drift apart.
+//! cannot drift apart. [`Scenario::scaled`] generates a large cluster of the
+//! same kind for the benchmarks.
 //!
 //! Counters grow linearly, `BASE + rate * (t - t0)`, and every sample carries
 //! the explicit millisecond timestamp `t` its value was computed for, so
