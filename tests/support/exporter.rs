@@ -1230,7 +1230,7 @@ fn scaled_pod(index: usize, namespace: &'static str, name: String, node: &'stati
         )],
     };
     let mut containers = vec![container("app", "example.org/app:1.0", 0)];
-    if index % 3 == 0 {
+    if index.is_multiple_of(3) {
         containers.push(container("sidecar", "example.org/sidecar:2.1", 1));
     }
     Pod {
