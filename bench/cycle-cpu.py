@@ -17,6 +17,7 @@ another's figures:
      clones that created a thread, per cycle (skipped with a message if strace is missing).
 """
 import argparse
+import collections
 import os
 import re
 import shutil
@@ -26,7 +27,16 @@ import time
 
 import benchlib as b
 
-CLONE = re.compile(r"(?:clone3?\(|<\.\.\. clone3? resumed>).*= (\d+)(?:\s|$)")
+# strace -f lines start with the calling thread's id; a clone that made a thread returns its id.
+CLONE = re.compile(r"^(\d+)\s+(?:clone3?\(|<\.\.\. clone3? resumed>).*= (\d+)(?:\s|$)")
+
+
+def thread_name(pid, tid):
+    try:
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "ended"
 
 
 def cycles(url):
@@ -98,8 +108,12 @@ def main():
         tracer.send_signal(signal.SIGINT)
         tracer.wait(10)
         with open(out, errors="replace") as f:
-            created = [m for m in (CLONE.search(line) for line in f) if m and int(m.group(1)) > 0]
-        spawned = (len(created), traced_cycles)
+            created = [m for m in (CLONE.search(line) for line in f) if m and int(m.group(2)) > 0]
+        by_caller = collections.Counter(m.group(1) for m in created)
+        callers = ", ".join(f"{n} by thread {tid} ({thread_name(agent.pid, tid)}, "
+                            f"{n / max(traced_cycles, 1):.1f} per cycle)"
+                            for tid, n in by_caller.most_common())
+        spawned = (len(created), traced_cycles, callers)
 
     b.say()
     b.say(f"3-node demo stack, UPDATE_INTERVAL={args.update_interval}, WINDOW=10s")
@@ -113,6 +127,7 @@ def main():
     if spawned:
         b.say(f"threads spawned (strace):    {spawned[0]} in {spawned[1]:.0f} cycles "
               f"= {spawned[0] / max(spawned[1], 1):.1f} per cycle (cycles slowed by tracing)")
+        b.say(f"  spawned {spawned[2]}")
 
 
 if __name__ == "__main__":
