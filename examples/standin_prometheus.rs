@@ -64,8 +64,8 @@ fn main() {
     });
     println!("stand-in Prometheus serving {}", stand_in.url());
     println!(
-        "every /api/v1/query answer: {} series, {bytes} bytes ({:.1} MB); \
-         every /api/v1/query_range answer: {range_bytes} bytes; {}",
+        "every /api/v1/query answer: {} series, about {bytes} bytes ({:.1} MB); \
+         every /api/v1/query_range answer: about {range_bytes} bytes; {}",
         answer.series,
         bytes as f64 / 1e6,
         if answer.content_length {
