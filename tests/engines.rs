@@ -13,7 +13,9 @@ mod support;
 use std::time::Duration;
 
 use support::engine::{Engine, NOCACHE, Server, WithParams, time_param};
-use support::exporter::{Convention, Meter, NAMESPACE, NODE_COLUMNS, POD_COLUMNS, now_ms};
+use support::exporter::{
+    Convention, Meter, NAMESPACE, NODE_COLUMNS, POD_COLUMNS, Scenario, now_ms,
+};
 use support::prometheus::wait_for;
 use support::promql::{NODE_QUERIES, POD_QUERIES, Rows, tables_with};
 use support::stack::Stack;
@@ -726,7 +728,7 @@ fn query_range_and_energy_after_a_minute() {
 #[test]
 fn series_that_stop_reporting() {
     let prometheus = Stack::on(Engine::Prometheus, Convention::A);
-    let victoria = Stack::start_on(Convention::A, |targets| {
+    let victoria = Stack::start_on(Scenario::new(Convention::A), |targets| {
         Server::VictoriaMetrics(VictoriaMetrics::start_with(
             targets,
             &["-search.latencyOffset=1s"],

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use support::engine::Engine;
 use support::exporter::Row;
 use support::exporter::{
-    Convention, NAMESPACE, NODE_COLUMNS, OTHER_NAMESPACE, POD_COLUMNS, now_ms,
+    Convention, NAMESPACE, NODE_COLUMNS, OTHER_NAMESPACE, POD_COLUMNS, Scenario, now_ms,
 };
 use support::prometheus::{Agent, wait_for};
 use support::promql::spec_tables;
@@ -177,9 +177,10 @@ fn fail_if_any(problems: Vec<String>, stack: &Stack, agent: &Agent, cycles: &[&C
     );
 }
 
-fn agent_matches_truth(engine: Engine, convention: Convention) {
+fn agent_matches_truth(engine: Engine, scenario: Scenario) {
     let started = Instant::now();
-    let stack = Stack::on(engine, convention);
+    let convention = scenario.convention;
+    let stack = Stack::with(engine, scenario);
     let agent = stack.agent("1s", &[]);
     let nodes = settled_cycle(&stack, &agent, "/nodes");
     let pods = settled_cycle(&stack, &agent, "/pods");
@@ -209,22 +210,35 @@ fn agent_matches_truth(engine: Engine, convention: Convention) {
 
 #[test]
 fn kube_prometheus_stack_labels_on_prometheus_match_truth() {
-    agent_matches_truth(Engine::Prometheus, Convention::A);
+    agent_matches_truth(Engine::Prometheus, Scenario::new(Convention::A));
 }
 
 #[test]
 fn prometheus_chart_labels_on_prometheus_match_truth() {
-    agent_matches_truth(Engine::Prometheus, Convention::B);
+    agent_matches_truth(Engine::Prometheus, Scenario::new(Convention::B));
 }
 
 #[test]
 fn kube_prometheus_stack_labels_on_victoria_metrics_match_truth() {
-    agent_matches_truth(Engine::VictoriaMetrics, Convention::A);
+    agent_matches_truth(Engine::VictoriaMetrics, Scenario::new(Convention::A));
 }
 
 #[test]
 fn prometheus_chart_labels_on_victoria_metrics_match_truth() {
-    agent_matches_truth(Engine::VictoriaMetrics, Convention::B);
+    agent_matches_truth(Engine::VictoriaMetrics, Scenario::new(Convention::B));
+}
+
+/// The benchmarks' scale mode, kept small here: its generated cluster has a
+/// truth the agent matches, under both conventions.
+#[test]
+fn scaled_cluster_matches_truth() {
+    let a = std::thread::spawn(|| {
+        agent_matches_truth(Engine::Prometheus, Scenario::scaled(Convention::A, 5, 9, 4))
+    });
+    agent_matches_truth(Engine::Prometheus, Scenario::scaled(Convention::B, 4, 7, 3));
+    if let Err(panic) = a.join() {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 /// The pod filter is the agent's NAMESPACE, not a fixed name: observing the

@@ -5,7 +5,8 @@
 //! IPMI power meter would give Prometheus, under either label convention of
 //! SPEC §4. The same [`Scenario`] also computes the CSV rows the agent must
 //! produce, so the emulation and the truth come from one description and
-//! cannot drift apart.
+//! cannot drift apart. [`Scenario::scaled`] generates a large cluster of the
+//! same kind for the benchmarks.
 //!
 //! Counters grow linearly, `BASE + rate * (t - t0)`, and every sample carries
 //! the explicit millisecond timestamp `t` its value was computed for, so
@@ -16,6 +17,7 @@
 // example, and each of them uses a different part of it.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -507,30 +509,7 @@ impl Scenario {
                 tx: 500.0,
             },
         ];
-        let mut infra_pods = vec![InfraPod {
-            name: "kube-state-metrics-6d4b9c-r2t5v",
-            namespace: "monitoring",
-            node: "worker-2",
-            ip: "198.51.100.5",
-        }];
-        for node in &nodes {
-            if let Some(kepler) = &node.kepler {
-                infra_pods.push(InfraPod {
-                    name: kepler.pod,
-                    namespace: "kepler",
-                    node: node.name,
-                    ip: kepler.pod_ip,
-                });
-            }
-            if let Some(scaph) = &node.scaphandre {
-                infra_pods.push(InfraPod {
-                    name: scaph.pod,
-                    namespace: "scaphandre",
-                    node: node.name,
-                    ip: scaph.pod_ip,
-                });
-            }
-        }
+        let infra_pods = infra_pods(&nodes, "worker-2", "198.51.100.5");
         Scenario {
             convention,
             nodes,
@@ -539,11 +518,43 @@ impl Scenario {
         }
     }
 
-    fn node(&self, name: &str) -> &Node {
-        self.nodes
-            .iter()
-            .find(|n| n.name == name)
-            .expect("pod on an unknown node")
+    /// A large cluster for benchmarks: `nodes` nodes, `pods` pods in
+    /// [`NAMESPACE`] and `other_pods` in [`OTHER_NAMESPACE`], spread evenly
+    /// over the nodes. Every node has every exporter (node-exporter, IPMI,
+    /// Kepler, Scaphandre, kube-state-metrics), so every default query
+    /// answers; figures vary with the index, and the truth is computed as for
+    /// [`Scenario::new`].
+    pub fn scaled(
+        convention: Convention,
+        nodes: usize,
+        pods: usize,
+        other_pods: usize,
+    ) -> Scenario {
+        assert!(
+            (1..=65_536).contains(&nodes),
+            "1 to 65536 nodes (one address block each)"
+        );
+        let nodes: Vec<Node> = (0..nodes).map(scaled_node).collect();
+        let workload = (0..pods).map(|i| (i, NAMESPACE, format!("app-{i:05}")));
+        let others = (0..other_pods).map(|i| (pods + i, OTHER_NAMESPACE, format!("other-{i:05}")));
+        let pods: Vec<Pod> = workload
+            .chain(others)
+            .map(|(index, namespace, name)| {
+                scaled_pod(index, namespace, name, nodes[index % nodes.len()].name)
+            })
+            .collect();
+        let infra_pods = infra_pods(&nodes, nodes[0].name, "10.5.0.5");
+        Scenario {
+            convention,
+            nodes,
+            pods,
+            infra_pods,
+        }
+    }
+
+    /// Nodes by name (a scaled scenario has thousands: no linear search per pod).
+    fn node_map(&self) -> HashMap<&str, &Node> {
+        self.nodes.iter().map(|node| (node.name, node)).collect()
     }
 
     /// The node rows the agent must produce (every column but the two
@@ -604,12 +615,13 @@ impl Scenario {
     /// The pod rows the agent observing `namespace` must produce (every
     /// column but the two timestamps), sorted by name.
     pub fn expected_pods(&self, namespace: &str) -> Vec<Row> {
+        let nodes = self.node_map();
         let mut rows: Vec<Row> = self
             .pods
             .iter()
             .filter(|pod| pod.namespace == namespace)
             .map(|pod| {
-                let node = self.node(pod.node);
+                let node = nodes[pod.node];
                 let cpu: f64 = pod.containers.iter().map(|c| c.cpu).sum();
                 let memory: f64 = pod.containers.iter().map(|c| c.memory).sum();
                 let kepler = node
@@ -662,19 +674,30 @@ impl Scenario {
     /// The exposition (text format 0.0.4) at `now_ms`, counters having grown
     /// since `t0_ms`.
     pub fn render(&self, t0_ms: i64, now_ms: i64) -> String {
-        let elapsed = (now_ms - t0_ms) as f64 / 1000.0;
-        let mut out = Exposition::new(now_ms, elapsed);
-        for node in &self.nodes {
-            self.render_node(&mut out, node);
-        }
-        for pod in &self.pods {
-            self.render_pod(&mut out, pod);
-        }
-        self.render_kube_state_metrics(&mut out);
-        out.finish()
+        self.exposition().render(t0_ms, now_ms)
     }
 
-    fn render_node(&self, out: &mut Exposition, node: &Node) {
+    /// Every series with its labels rendered once; only values and timestamps
+    /// change from one scrape to the next.
+    pub fn exposition(&self) -> Exposition {
+        let nodes = self.node_map();
+        let mut pods_by_node: HashMap<&str, Vec<&Pod>> = HashMap::new();
+        for pod in &self.pods {
+            pods_by_node.entry(pod.node).or_default().push(pod);
+        }
+        let mut out = Exposition::default();
+        for node in &self.nodes {
+            let pods_here = pods_by_node.get(node.name).map_or(&[][..], Vec::as_slice);
+            self.render_node(&mut out, node, pods_here);
+        }
+        for pod in &self.pods {
+            self.render_pod(&mut out, nodes[pod.node], pod);
+        }
+        self.render_kube_state_metrics(&mut out, &nodes);
+        out
+    }
+
+    fn render_node(&self, out: &mut Exposition, node: &Node, pods_here: &[&Pod]) {
         let conv = self.convention;
         // node-exporter
         let exporter = match conv {
@@ -755,7 +778,7 @@ impl Scenario {
 
         // Kepler
         if let Some(kepler) = &node.kepler {
-            self.render_kepler(out, node, kepler);
+            self.render_kepler(out, node, kepler, pods_here);
         }
 
         // Scaphandre
@@ -815,7 +838,7 @@ impl Scenario {
                 ),
                 own.watts * 1e6,
             );
-            for pod in self.pods.iter().filter(|pod| pod.node == node.name) {
+            for pod in pods_here {
                 for container in &pod.containers {
                     for process in &container.processes {
                         let pid = process.pid.to_string();
@@ -845,8 +868,13 @@ impl Scenario {
         }
     }
 
-    fn render_kepler(&self, out: &mut Exposition, node: &Node, kepler: &KeplerNode) {
-        let pods_here = || self.pods.iter().filter(|pod| pod.node == node.name);
+    fn render_kepler(
+        &self,
+        out: &mut Exposition,
+        node: &Node,
+        kepler: &KeplerNode,
+        pods_here: &[&Pod],
+    ) {
         match self.convention {
             Convention::A => {
                 // Kepler ≤ 0.9 via its chart's ServiceMonitor: instance is the
@@ -887,7 +915,7 @@ impl Scenario {
                     let name = format!("kepler_container_{zone}_joules_total");
                     out.counter(&name, &system, watts / 8.0);
                 }
-                for pod in pods_here() {
+                for pod in pods_here {
                     for container in &pod.containers {
                         let series = with(
                             &base,
@@ -930,7 +958,7 @@ impl Scenario {
                         watts,
                     );
                 }
-                for pod in pods_here() {
+                for pod in pods_here {
                     let mut sum = zones(0.0, 0.0, 0.0, 0.0);
                     for container in &pod.containers {
                         sum.package += container.kepler.package;
@@ -960,8 +988,7 @@ impl Scenario {
         }
     }
 
-    fn render_pod(&self, out: &mut Exposition, pod: &Pod) {
-        let node = self.node(pod.node);
+    fn render_pod(&self, out: &mut Exposition, node: &Node, pod: &Pod) {
         let kubelet = match self.convention {
             Convention::A => labels(&[
                 ("job", "kubelet"),
@@ -1028,7 +1055,7 @@ impl Scenario {
         out.counter("container_network_transmit_bytes_total", &net, pod.tx);
     }
 
-    fn render_kube_state_metrics(&self, out: &mut Exposition) {
+    fn render_kube_state_metrics(&self, out: &mut Exposition, nodes: &HashMap<&str, &Node>) {
         let ksm = match self.convention {
             Convention::A => labels(&[
                 ("job", "kube-state-metrics"),
@@ -1068,7 +1095,7 @@ impl Scenario {
             .iter()
             .map(|pod| (pod.name, pod.namespace, pod.node, pod.ip));
         for (name, namespace, node, ip) in workload.chain(infra) {
-            let host_ip = self.node(node).ip;
+            let host_ip = nodes[node].ip;
             out.gauge(
                 "kube_pod_info",
                 &with(
@@ -1086,6 +1113,137 @@ impl Scenario {
                 1.0,
             );
         }
+    }
+}
+
+/// kube-state-metrics' own pod, and the Kepler and Scaphandre pods of every node.
+fn infra_pods(nodes: &[Node], ksm_node: &'static str, ksm_ip: &'static str) -> Vec<InfraPod> {
+    let mut infra_pods = vec![InfraPod {
+        name: "kube-state-metrics-6d4b9c-r2t5v",
+        namespace: "monitoring",
+        node: ksm_node,
+        ip: ksm_ip,
+    }];
+    for node in nodes {
+        if let Some(kepler) = &node.kepler {
+            infra_pods.push(InfraPod {
+                name: kepler.pod,
+                namespace: "kepler",
+                node: node.name,
+                ip: kepler.pod_ip,
+            });
+        }
+        if let Some(scaph) = &node.scaphandre {
+            infra_pods.push(InfraPod {
+                name: scaph.pod,
+                namespace: "scaphandre",
+                node: node.name,
+                ip: scaph.pod_ip,
+            });
+        }
+    }
+    infra_pods
+}
+
+/// Names of a scaled scenario are made at run time; the scenario is built
+/// once per process, so leaking them keeps the `&'static str` fields.
+fn leak(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
+
+/// The `index`-th address of the block `10.{block}.0.0/16`.
+fn address(block: usize, index: usize) -> &'static str {
+    leak(format!(
+        "10.{}.{}.{}",
+        block + index / 65_536,
+        index / 256 % 256,
+        index % 256
+    ))
+}
+
+/// `n / 2^shift`: exact binary fractions keep the expected sums exact.
+fn frac(n: usize, shift: i32) -> f64 {
+    n as f64 / 2f64.powi(shift)
+}
+
+/// Node `i` of a scaled scenario: two CPUs, one physical and two virtual
+/// interfaces, an IPMI meter, Kepler and Scaphandre.
+fn scaled_node(i: usize) -> Node {
+    let name = leak(format!("node-{i:05}"));
+    let user = frac(1 + i % 8, 4);
+    Node {
+        name,
+        ip: address(1, i),
+        in_kube_node_info: true,
+        cpu: vec![
+            (0, "user", user),
+            (0, "system", 0.125),
+            (0, "idle", 0.75 - user / 2.0),
+            (0, "iowait", 0.0625),
+            (1, "user", user / 2.0),
+            (1, "system", 0.0625),
+            (1, "idle", 0.875 - user / 2.0),
+        ],
+        mem_total: 17179869184.0,
+        mem_available: 1073741824.0 * (2 + i % 12) as f64,
+        net: vec![
+            (
+                "eth0",
+                1000.0 * (1 + i % 50) as f64,
+                500.0 * (1 + i % 20) as f64,
+            ),
+            ("lo", 20000.0, 20000.0),
+            ("veth0a1b2c3d", 4000.0, 2000.0),
+        ],
+        pids: Some((150 + i % 300) as f64),
+        procs_running: (1 + i % 4) as f64,
+        meter: Meter::Ipmi(100.0 + frac(i % 64, 1)),
+        kepler: Some(KeplerNode {
+            pod: leak(format!("kepler-{i:05}")),
+            pod_ip: address(2, i),
+            zones: zones(20.0 + frac(i % 32, 2), 2.5, 12.0, 1.0),
+        }),
+        scaphandre: Some(ScaphandreNode {
+            pod: leak(format!("scaphandre-{i:05}")),
+            pod_ip: address(3, i),
+            host_watts: 50.0 + frac(i % 40, 2),
+            system_processes: vec![p(1, "systemd", 0.5), p(812, "kubelet", 1.25)],
+            own_process: p(77, "scaphandre", 0.375),
+        }),
+    }
+}
+
+/// Pod `index` of a scaled scenario: one container, every third pod with a
+/// sidecar as well, each container with one process Scaphandre sees.
+fn scaled_pod(index: usize, namespace: &'static str, name: String, node: &'static str) -> Pod {
+    let container = |name: &'static str, image: &'static str, share: usize| Container {
+        name,
+        image,
+        id: leak(format!("containerd://{index:08x}{share}")),
+        cpu: frac(1 + (index + share) % 16, 6),
+        memory: 1048576.0 * (16 + (index + share) % 64) as f64,
+        kepler: zones(frac(4 + (index + share) % 8, 2), 0.25, 0.5, 0.0625),
+        processes: vec![p(
+            (10_000 + 2 * index + share) as u32,
+            name,
+            frac(2 + (index + share) % 6, 2),
+        )],
+    };
+    let mut containers = vec![container("app", "example.org/app:1.0", 0)];
+    if index.is_multiple_of(3) {
+        containers.push(container("sidecar", "example.org/sidecar:2.1", 1));
+    }
+    Pod {
+        name: leak(name),
+        namespace,
+        node,
+        ip: address(16, index),
+        uid: leak(format!("{index:08x}-0000-4000-8000-{index:012x}")),
+        containers,
+        pause_cpu: 0.0009765625,
+        pause_memory: 1048576.0,
+        rx: 1000.0 * (1 + index % 32) as f64,
+        tx: 250.0 * (1 + index % 16) as f64,
     }
 }
 
@@ -1113,64 +1271,97 @@ fn with(base: &Labels, extra: &[(&str, &str)]) -> Labels {
     all
 }
 
-/// Builds a text-format exposition, keeping each metric family together.
-struct Exposition {
-    now_ms: i64,
-    elapsed_secs: f64,
-    families: Vec<(String, &'static str, String)>,
+/// How a sample's value is computed at scrape time.
+#[derive(Clone, Copy, Debug)]
+enum Value {
+    /// `BASE + rate * elapsed seconds`.
+    Counter(f64),
+    Gauge(f64),
+}
+
+#[derive(Debug)]
+struct Family {
+    name: String,
+    kind: &'static str,
+    /// Each series as `name{labels}`, with its value.
+    samples: Vec<(String, Value)>,
+}
+
+/// A text-format exposition with every series rendered once, each metric
+/// family kept together; [`Exposition::render`] only adds values and
+/// timestamps, so a scrape of a scaled scenario stays cheap.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    families: Vec<Family>,
 }
 
 impl Exposition {
-    fn new(now_ms: i64, elapsed_secs: f64) -> Exposition {
-        Exposition {
-            now_ms,
-            elapsed_secs,
-            families: Vec::new(),
-        }
-    }
-
     fn counter(&mut self, name: &str, labels: &Labels, rate: f64) {
-        let value = BASE + rate * self.elapsed_secs;
-        self.sample(name, "counter", labels, value);
+        self.sample(name, "counter", labels, Value::Counter(rate));
     }
 
     fn gauge(&mut self, name: &str, labels: &Labels, value: f64) {
-        self.sample(name, "gauge", labels, value);
+        self.sample(name, "gauge", labels, Value::Gauge(value));
     }
 
-    fn sample(&mut self, name: &str, kind: &'static str, labels: &Labels, value: f64) {
-        let index = match self.families.iter().position(|(n, _, _)| n == name) {
+    fn sample(&mut self, name: &str, kind: &'static str, labels: &Labels, value: Value) {
+        let index = match self.families.iter().position(|f| f.name == name) {
             Some(index) => index,
             None => {
-                self.families.push((name.to_string(), kind, String::new()));
+                self.families.push(Family {
+                    name: name.to_string(),
+                    kind,
+                    samples: Vec::new(),
+                });
                 self.families.len() - 1
             }
         };
-        let lines = &mut self.families[index].2;
-        lines.push_str(name);
-        lines.push('{');
+        let mut series = String::with_capacity(name.len() + 32 * labels.len());
+        series.push_str(name);
+        series.push('{');
         for (i, (key, val)) in labels.iter().enumerate() {
             if i > 0 {
-                lines.push(',');
+                series.push(',');
             }
             let escaped = val
                 .replace('\\', "\\\\")
                 .replace('"', "\\\"")
                 .replace('\n', "\\n");
-            let _ = write!(lines, "{key}=\"{escaped}\"");
+            let _ = write!(series, "{key}=\"{escaped}\"");
         }
-        let _ = writeln!(lines, "}} {value} {}", self.now_ms);
+        series.push('}');
+        self.families[index].samples.push((series, value));
     }
 
-    fn finish(self) -> String {
-        let mut out = String::new();
-        for (name, kind, lines) in self.families {
+    /// Number of series.
+    pub fn len(&self) -> usize {
+        self.families.iter().map(|f| f.samples.len()).sum()
+    }
+
+    /// The exposition at `now_ms`, counters having grown since `t0_ms`.
+    pub fn render(&self, t0_ms: i64, now_ms: i64) -> String {
+        let elapsed = (now_ms - t0_ms) as f64 / 1000.0;
+        let size: usize = self
+            .families
+            .iter()
+            .flat_map(|f| &f.samples)
+            .map(|(series, _)| series.len() + 40)
+            .sum();
+        let mut out = String::with_capacity(size + 200 * self.families.len());
+        for family in &self.families {
+            let (name, kind) = (&family.name, family.kind);
             let _ = writeln!(
                 out,
                 "# HELP {name} Synthetic {kind} of the prometheus-agent tests."
             );
             let _ = writeln!(out, "# TYPE {name} {kind}");
-            out.push_str(&lines);
+            for (series, value) in &family.samples {
+                let value = match *value {
+                    Value::Counter(rate) => BASE + rate * elapsed,
+                    Value::Gauge(value) => value,
+                };
+                let _ = writeln!(out, "{series} {value} {now_ms}");
+            }
         }
         out
     }
@@ -1205,12 +1396,20 @@ impl Exporter {
         let server = Arc::new(server);
         let stop = Arc::new(AtomicBool::new(false));
         let scrapes = Arc::new(Mutex::new(Vec::new()));
+        let exposition = scenario.exposition();
+        let about = format!(
+            "synthetic exporter, convention {}, {} nodes, {} pods, {} series\nGET /metrics\n",
+            scenario.convention.describe(),
+            scenario.nodes.len(),
+            scenario.pods.len(),
+            exposition.len()
+        );
         let t0_ms = now_ms();
         let thread = {
             let (server, stop, scrapes) = (server.clone(), stop.clone(), scrapes.clone());
             std::thread::Builder::new()
                 .name("synthetic-exporter".into())
-                .spawn(move || serve(&server, &stop, &scrapes, &scenario, t0_ms))
+                .spawn(move || serve(&server, &stop, &scrapes, &exposition, &about, t0_ms))
                 .map_err(|e| format!("spawn exporter thread: {e}"))?
         };
         Ok(Exporter {
@@ -1251,7 +1450,8 @@ fn serve(
     server: &tiny_http::Server,
     stop: &AtomicBool,
     scrapes: &Mutex<Vec<i64>>,
-    scenario: &Scenario,
+    exposition: &Exposition,
+    about: &str,
     t0_ms: i64,
 ) {
     loop {
@@ -1264,20 +1464,15 @@ fn serve(
         let response = match (request.method(), path) {
             (tiny_http::Method::Get, "/metrics") => {
                 let now = now_ms();
-                let body = scenario.render(t0_ms, now);
+                let body = exposition.render(t0_ms, now);
                 if let Ok(mut times) = scrapes.lock() {
                     times.push(now);
                 }
                 text_response(200, "text/plain; version=0.0.4; charset=utf-8", body)
             }
-            (tiny_http::Method::Get, "/") => text_response(
-                200,
-                "text/plain; charset=utf-8",
-                format!(
-                    "synthetic exporter, convention {}\nGET /metrics\n",
-                    scenario.convention.describe()
-                ),
-            ),
+            (tiny_http::Method::Get, "/") => {
+                text_response(200, "text/plain; charset=utf-8", about.to_string())
+            }
             _ => text_response(404, "text/plain; charset=utf-8", "not found\n".into()),
         };
         let _ = request.respond(response);

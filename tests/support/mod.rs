@@ -1,7 +1,8 @@
 //! Shared pieces of the integration tests: a synthetic exporter emulating a
 //! small cluster (and the truth it implies), real Prometheus, VictoriaMetrics
 //! (`engine` starts either) and agent processes, the default queries evaluated
-//! directly, and CSV comparison.
+//! directly, CSV comparison, a stand-in Prometheus with oversized answers, and
+//! a headless browser.
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -14,5 +15,6 @@ pub mod forward;
 pub mod prometheus;
 pub mod promql;
 pub mod stack;
+pub mod standin;
 pub mod table;
 pub mod victoria;

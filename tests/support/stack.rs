@@ -24,12 +24,16 @@ impl Stack {
     }
 
     pub fn on(engine: Engine, convention: Convention) -> Stack {
-        Stack::start_on(convention, |targets| engine.start(targets))
+        Stack::with(engine, Scenario::new(convention))
+    }
+
+    /// Exporting `scenario` (e.g. a scaled cluster) to `engine`.
+    pub fn with(engine: Engine, scenario: Scenario) -> Stack {
+        Stack::start_on(scenario, |targets| engine.start(targets))
     }
 
     /// With a server started by `start` (e.g. a VictoriaMetrics with other flags).
-    pub fn start_on(convention: Convention, start: impl FnOnce(&[SocketAddr]) -> Server) -> Stack {
-        let scenario = Scenario::new(convention);
+    pub fn start_on(scenario: Scenario, start: impl FnOnce(&[SocketAddr]) -> Server) -> Stack {
         let exporter =
             Exporter::start("127.0.0.1:0", scenario.clone()).expect("cannot start the exporter");
         let server = start(&[exporter.addr()]);
