@@ -97,101 +97,128 @@ impl Status {
     /// Prometheus text exposition of the agent's figures.
     pub fn render(&self, tables: &PerTable<std::sync::Arc<Table>>) -> String {
         let f = self.lock();
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        let one = |v: f64| vec![(String::new(), v)];
-        metric(
-            "prometheus_agent_cycles_total",
-            "counter",
-            "Poll cycles run, successful or not.",
-            &one(f.cycles as f64),
-        );
-        metric(
-            "prometheus_agent_cycle_errors_total",
-            "counter",
-            "Poll cycles skipped because Prometheus could not answer.",
-            &one(f.cycles_failed as f64),
-        );
-        metric(
-            "prometheus_agent_ticks_missed_total",
-            "counter",
-            "Scheduled cycles skipped because the previous cycle overran the interval.",
-            &one(f.ticks_missed as f64),
-        );
-        let query_errors: Vec<(String, f64)> = f
-            .query_errors
-            .iter()
-            .map(|((kind, column), n)| {
-                (
-                    format!("{{table=\"{}\",column=\"{column}\"}}", kind.name()),
-                    *n as f64,
-                )
-            })
-            .collect();
-        metric(
-            "prometheus_agent_query_errors_total",
-            "counter",
-            "Column queries that failed (the column was left empty).",
-            &query_errors,
-        );
-        metric(
-            "prometheus_agent_cycle_duration_seconds",
-            "gauge",
-            "Duration of the last poll cycle.",
-            &one(f.last_duration),
-        );
-        metric(
-            "prometheus_agent_cycle_duration_seconds_sum",
-            "counter",
-            "Total time spent in poll cycles.",
-            &one(f.duration_sum),
-        );
-        let last_success = f
-            .last_success_wall
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0.0, |d| d.as_secs_f64());
-        metric(
-            "prometheus_agent_last_success_timestamp_seconds",
-            "gauge",
-            "Unix time of the last successful cycle (0: none yet).",
-            &one(last_success),
-        );
-        let produced: Vec<(String, f64)> = f
-            .rows_produced
-            .iter()
-            .map(|(kind, n)| (format!("{{table=\"{}\"}}", kind.name()), *n as f64))
-            .collect();
-        metric(
-            "prometheus_agent_rows_total",
-            "counter",
-            "Rows produced.",
-            &produced,
-        );
-        let buffered: Vec<(String, f64)> = tables
-            .iter()
-            .map(|(kind, t)| (format!("{{table=\"{}\"}}", kind.name()), t.len() as f64))
-            .collect();
-        metric(
-            "prometheus_agent_rows_buffered",
-            "gauge",
-            "Rows currently held in the buffer.",
-            &buffered,
-        );
+        let mut figures = cycle_figures(&f);
+        figures.extend(row_figures(&f, tables));
         if let Some(rss) = resident_memory_bytes() {
-            metric(
+            figures.push(Figure::one(
                 "prometheus_agent_resident_memory_bytes",
                 "gauge",
                 "Resident set size of the agent process.",
-                &one(rss as f64),
-            );
+                rss as f64,
+            ));
+        }
+        figures.iter().map(Figure::render).collect()
+    }
+}
+
+/// One metric of `/agent/metrics`: name, type, help, and its samples (labels, value).
+struct Figure {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    samples: Vec<(String, f64)>,
+}
+
+impl Figure {
+    fn one(name: &'static str, kind: &'static str, help: &'static str, value: f64) -> Figure {
+        Figure {
+            name,
+            kind,
+            help,
+            samples: vec![(String::new(), value)],
+        }
+    }
+
+    fn render(&self) -> String {
+        let (name, kind, help) = (self.name, self.kind, self.help);
+        let mut out = format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for (labels, value) in &self.samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
         }
         out
     }
+}
+
+fn cycle_figures(f: &Figures) -> Vec<Figure> {
+    let last_success = f
+        .last_success_wall
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0.0, |d| d.as_secs_f64());
+    let query_errors = f
+        .query_errors
+        .iter()
+        .map(|((kind, column), n)| {
+            let labels = format!("{{table=\"{}\",column=\"{column}\"}}", kind.name());
+            (labels, *n as f64)
+        })
+        .collect();
+    vec![
+        Figure::one(
+            "prometheus_agent_cycles_total",
+            "counter",
+            "Poll cycles run, successful or not.",
+            f.cycles as f64,
+        ),
+        Figure::one(
+            "prometheus_agent_cycle_errors_total",
+            "counter",
+            "Poll cycles skipped because Prometheus could not answer.",
+            f.cycles_failed as f64,
+        ),
+        Figure::one(
+            "prometheus_agent_ticks_missed_total",
+            "counter",
+            "Scheduled cycles skipped because the previous cycle overran the interval.",
+            f.ticks_missed as f64,
+        ),
+        Figure {
+            name: "prometheus_agent_query_errors_total",
+            kind: "counter",
+            help: "Column queries that failed (the column was left empty).",
+            samples: query_errors,
+        },
+        Figure::one(
+            "prometheus_agent_cycle_duration_seconds",
+            "gauge",
+            "Duration of the last poll cycle.",
+            f.last_duration,
+        ),
+        Figure::one(
+            "prometheus_agent_cycle_duration_seconds_sum",
+            "counter",
+            "Total time spent in poll cycles.",
+            f.duration_sum,
+        ),
+        Figure::one(
+            "prometheus_agent_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last successful cycle (0: none yet).",
+            last_success,
+        ),
+    ]
+}
+
+fn row_figures(f: &Figures, tables: &PerTable<std::sync::Arc<Table>>) -> Vec<Figure> {
+    let per_table = |value: &dyn Fn(TableKind) -> f64| {
+        TableKind::ALL
+            .iter()
+            .map(|kind| (format!("{{table=\"{}\"}}", kind.name()), value(*kind)))
+            .collect()
+    };
+    vec![
+        Figure {
+            name: "prometheus_agent_rows_total",
+            kind: "counter",
+            help: "Rows produced.",
+            samples: per_table(&|kind| *f.rows_produced.get(kind) as f64),
+        },
+        Figure {
+            name: "prometheus_agent_rows_buffered",
+            kind: "gauge",
+            help: "Rows currently held in the buffer.",
+            samples: per_table(&|kind| tables.get(kind).len() as f64),
+        },
+    ]
 }
 
 /// VmRSS from `/proc/self/status` (Linux).

@@ -181,74 +181,63 @@ pub fn read_answer(
             start: &mut start,
         },
     );
-    let mut state = State {
-        sink,
-        labels: Labels::default(),
-        points: Vec::new(),
-        series: 0,
-        max_series: limits.max_series,
-        over_series: false,
-        status: None,
-        error_type: None,
-        error: None,
-        result_type: None,
-    };
+    let mut state = State::new(sink, limits.max_series);
     let mut de = serde_json::Deserializer::from_reader(reader);
     let parsed = Envelope(&mut state)
         .deserialize(&mut de)
         .and_then(|()| de.end());
     drop(de);
-    let garbage = |detail: String| QueryError::Garbage {
+    let failed = Failed {
         http_status,
-        detail,
+        limits,
+        bytes: counted.get(),
+        start: &start,
     };
-    if let Err(e) = parsed {
+    match parsed {
+        Err(e) => Err(failed.parse_error(&e, &state)),
+        Ok(()) => state.outcome(http_status),
+    }
+}
+
+/// What is known when parsing stopped early, to say why.
+struct Failed<'a> {
+    http_status: u16,
+    limits: Limits,
+    bytes: u64,
+    start: &'a [u8],
+}
+
+impl Failed<'_> {
+    fn parse_error(&self, e: &serde_json::Error, state: &State<'_>) -> QueryError {
         if state.over_series {
-            return Err(QueryError::TooLarge(format!(
+            return QueryError::TooLarge(format!(
                 "more than {} series (PROMETHEUS_MAX_SERIES)",
-                limits.max_series
-            )));
+                self.limits.max_series
+            ));
         }
-        if counted.get() > limits.max_bytes {
-            return Err(QueryError::TooLarge(format!(
+        if self.bytes > self.limits.max_bytes {
+            return QueryError::TooLarge(format!(
                 "more than {} bytes (PROMETHEUS_MAX_ANSWER_BYTES)",
-                limits.max_bytes
-            )));
+                self.limits.max_bytes
+            ));
         }
-        if let Some(kind) = e.io_error_kind() {
-            return Err(match kind {
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-                    QueryError::Timeout(e.to_string())
-                }
-                _ => garbage(format!("cannot read the answer: {e}")),
-            });
+        let garbage = |detail: String| QueryError::Garbage {
+            http_status: self.http_status,
+            detail,
+        };
+        match e.io_error_kind() {
+            Some(std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+                QueryError::Timeout(e.to_string())
+            }
+            Some(_) => garbage(format!("cannot read the answer: {e}")),
+            None => state
+                .unexpected_result_type(self.http_status)
+                .unwrap_or_else(|| {
+                    let start = String::from_utf8_lossy(self.start);
+                    garbage(format!("{e}; answer starts {start:?}"))
+                }),
         }
-        if let Some(unexpected) = state.unexpected_result_type(http_status) {
-            return Err(unexpected);
-        }
-        let start = String::from_utf8_lossy(&start).into_owned();
-        return Err(garbage(format!("{e}; answer starts {start:?}")));
     }
-    match state.status.as_deref() {
-        Some("success") => {}
-        Some(status) => {
-            return Err(QueryError::Api {
-                http_status,
-                error_type: state.error_type.unwrap_or_else(|| "unknown".into()),
-                error: state
-                    .error
-                    .unwrap_or_else(|| format!("status {status:?} without error text")),
-            });
-        }
-        None => return Err(garbage("no status in the answer".into())),
-    }
-    if let Some(unexpected) = state.unexpected_result_type(http_status) {
-        return Err(unexpected);
-    }
-    if state.result_type.is_none() {
-        return Err(garbage("success without data".into()));
-    }
-    Ok(state.series)
 }
 
 /// Read buffer for answers: large enough that parsing is not dominated by read calls.
@@ -295,7 +284,50 @@ struct State<'s> {
     result_type: Option<String>,
 }
 
-impl State<'_> {
+impl<'s> State<'s> {
+    fn new(sink: &'s mut dyn FnMut(Series<'_>), max_series: usize) -> State<'s> {
+        State {
+            sink,
+            labels: Labels::default(),
+            points: Vec::new(),
+            series: 0,
+            max_series,
+            over_series: false,
+            status: None,
+            error_type: None,
+            error: None,
+            result_type: None,
+        }
+    }
+
+    /// The result of a completely parsed answer: its series, or Prometheus's own error.
+    fn outcome(self, http_status: u16) -> Result<usize, QueryError> {
+        let garbage = |detail: &str| QueryError::Garbage {
+            http_status,
+            detail: detail.to_string(),
+        };
+        match self.status.as_deref() {
+            Some("success") => {}
+            Some(status) => {
+                return Err(QueryError::Api {
+                    http_status,
+                    error_type: self.error_type.unwrap_or_else(|| "unknown".into()),
+                    error: self
+                        .error
+                        .unwrap_or_else(|| format!("status {status:?} without error text")),
+                });
+            }
+            None => return Err(garbage("no status in the answer")),
+        }
+        if let Some(unexpected) = self.unexpected_result_type(http_status) {
+            return Err(unexpected);
+        }
+        match self.result_type {
+            Some(_) => Ok(self.series),
+            None => Err(garbage("success without data")),
+        }
+    }
+
     /// The error for a result that is not a vector or matrix, e.g. a scalar query.
     fn unexpected_result_type(&self, http_status: u16) -> Option<QueryError> {
         let kind = self.result_type.as_deref()?;
