@@ -47,11 +47,32 @@ pub fn format_value(v: Option<f64>) -> String {
     }
 }
 
+/// `x` rounded to `SIGNIFICANT_DIGITS` significant digits: the double nearest to that decimal,
+/// so its shortest form prints at most that many digits.
 fn round_significant(x: f64) -> f64 {
-    format!("{:.*e}", SIGNIFICANT_DIGITS - 1, x)
-        .parse()
-        .unwrap_or(x)
+    if x == 0.0 {
+        return 0.0;
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    let scale = (SIGNIFICANT_DIGITS as i32 - 1).saturating_sub(magnitude);
+    // Powers of ten up to 1e22 are exact doubles: one correctly rounded multiplication and one
+    // division give the nearest double. Beyond that, the decimal formatter does it.
+    match usize::try_from(scale.unsigned_abs())
+        .ok()
+        .and_then(|i| POW10.get(i))
+    {
+        Some(p) if scale >= 0 => (x * p).round() / p,
+        Some(p) => (x / p).round() * p,
+        None => format!("{:.*e}", SIGNIFICANT_DIGITS - 1, x)
+            .parse()
+            .unwrap_or(x),
+    }
 }
+
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
 
 /// Seconds as a plain decimal with at most millisecond precision (`3600`, `90.5`), for the
 /// `seconds` column and PromQL multipliers.
@@ -99,8 +120,22 @@ mod tests {
         assert_eq!(format_value(Some(f64::NEG_INFINITY)), "");
         assert_eq!(format_value(None), "");
         // Ten digits survive the round trip.
-        for x in [0.1, 123.456, 1e-12, 9876543210.0, 98765.4321e10] {
+        for x in [0.1, 123.456, 1e-12, 9876543210.0, 98765.4321e10, 1e-320] {
             assert_eq!(format_value(Some(x)).parse::<f64>().unwrap(), x);
+        }
+        // Around powers of ten, and against the decimal formatter's rounding.
+        assert_eq!(format_value(Some(999.99999999999)), "1000");
+        assert_eq!(format_value(Some(1000.0)), "1000");
+        assert_eq!(format_value(Some(0.0009999999999994)), "0.001");
+        let mut x = 1.234_567_890_123_456_7e-7;
+        for _ in 0..40 {
+            let decimal: f64 = format!("{x:.9e}").parse().unwrap();
+            assert_eq!(
+                format_value(Some(x)).parse::<f64>().unwrap(),
+                decimal,
+                "{x}"
+            );
+            x *= 3.7;
         }
     }
 

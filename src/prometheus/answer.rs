@@ -164,34 +164,43 @@ impl fmt::Display for QueryError {
 /// the number of series. On error, `sink` may already have seen some series: the caller
 /// discards what it folded from this answer.
 pub fn read_answer(
-    body: impl Read,
+    mut body: impl Read,
     http_status: u16,
     limits: Limits,
     sink: &mut dyn FnMut(Series<'_>),
 ) -> Result<usize, QueryError> {
-    let counted = Cell::new(0u64);
-    let mut start = Vec::new();
-    // The parser reads byte by byte: buffer after counting, so the count sees whole reads.
-    let reader = BufReader::with_capacity(
-        READ_BUFFER,
-        CountingReader {
-            inner: body,
-            count: &counted,
-            limit: limits.max_bytes,
-            start: &mut start,
-        },
-    );
+    // Most answers are small: read them whole and parse from memory, which is several times
+    // cheaper than byte by byte from a reader. Larger ones are parsed as they arrive.
+    let whole = SMALL_ANSWER.min(limits.max_bytes.saturating_add(1));
+    let mut head = Vec::new();
+    if let Err(e) = read_head(&mut body, whole, &mut head) {
+        return Err(read_failure(&e, http_status));
+    }
     let mut state = State::new(sink, limits.max_series);
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let parsed = Envelope(&mut state)
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
-    drop(de);
-    let failed = Failed {
+    let mut failed = Failed {
         http_status,
         limits,
-        bytes: counted.get(),
-        start: &start,
+        bytes: head.len() as u64,
+        start: Vec::new(),
+    };
+    let parsed = if (head.len() as u64) < whole {
+        failed.start = head.iter().take(START_KEPT).copied().collect();
+        parse(serde_json::Deserializer::from_slice(&head), &mut state)
+    } else {
+        let counted = Cell::new(0u64);
+        // The parser reads byte by byte: buffer after counting, so the count sees whole reads.
+        let reader = BufReader::with_capacity(
+            READ_BUFFER,
+            CountingReader {
+                inner: std::io::Cursor::new(head).chain(body),
+                count: &counted,
+                limit: limits.max_bytes,
+                start: &mut failed.start,
+            },
+        );
+        let parsed = parse(serde_json::Deserializer::from_reader(reader), &mut state);
+        failed.bytes = counted.get();
+        parsed
     };
     match parsed {
         Err(e) => Err(failed.parse_error(&e, &state)),
@@ -199,15 +208,46 @@ pub fn read_answer(
     }
 }
 
+/// Answers up to this size are read whole before parsing.
+const SMALL_ANSWER: u64 = 64 * 1024;
+
+/// Reads up to `limit` bytes into `head`, allocated once at that size (not zeroed).
+fn read_head(body: &mut impl Read, limit: u64, head: &mut Vec<u8>) -> std::io::Result<()> {
+    head.reserve_exact(limit as usize);
+    body.take(limit).read_to_end(head).map(|_| ())
+}
+
+fn parse<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    state: &mut State<'_>,
+) -> Result<(), serde_json::Error> {
+    Envelope(state).deserialize(&mut de)?;
+    de.end()
+}
+
+/// A failure to read the answer's bytes.
+fn read_failure(e: &std::io::Error, http_status: u16) -> QueryError {
+    match e.kind() {
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+            QueryError::Timeout(e.to_string())
+        }
+        _ => QueryError::Garbage {
+            http_status,
+            detail: format!("cannot read the answer: {e}"),
+        },
+    }
+}
+
 /// What is known when parsing stopped early, to say why.
-struct Failed<'a> {
+struct Failed {
     http_status: u16,
     limits: Limits,
     bytes: u64,
-    start: &'a [u8],
+    /// The first bytes of the answer.
+    start: Vec<u8>,
 }
 
-impl Failed<'_> {
+impl Failed {
     fn parse_error(&self, e: &serde_json::Error, state: &State<'_>) -> QueryError {
         if state.over_series {
             return QueryError::TooLarge(format!(
@@ -233,7 +273,7 @@ impl Failed<'_> {
             None => state
                 .unexpected_result_type(self.http_status)
                 .unwrap_or_else(|| {
-                    let start = String::from_utf8_lossy(self.start);
+                    let start = String::from_utf8_lossy(&self.start);
                     garbage(format!("{e}; answer starts {start:?}"))
                 }),
         }

@@ -11,8 +11,9 @@ mod resolver;
 
 pub use answer::{KEPT_LABELS, Labels, Limits, QueryError, Series, read_answer};
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::config::{Config, ConfigError};
@@ -86,7 +87,14 @@ pub struct Client {
     headers: Vec<(String, String)>,
     token: Option<TokenFile>,
     limits: Limits,
+    /// Encoded `query=` parameters by PromQL text: the same queries are sent every cycle.
+    encoded: Mutex<HashMap<String, Arc<str>>>,
 }
+
+/// Buffer size of a connection, each way.
+const IO_BUFFER: usize = 16 * 1024;
+/// Encoded queries remembered (live, energy and a few address-mapping queries).
+const ENCODED_KEPT: usize = 64;
 
 impl Client {
     /// Builds the client; fails (naming the variable) when the CA or token file is unusable.
@@ -100,6 +108,10 @@ impl Client {
             .proxy(None)
             .max_idle_connections(2)
             .max_idle_connections_per_host(2)
+            // ureq's 128 KiB buffers are refilled with zeros for every request; a request head
+            // (the URL holds the query) and an answer's headers fit in far less.
+            .input_buffer_size(IO_BUFFER)
+            .output_buffer_size(IO_BUFFER)
             .user_agent(concat!("prometheus-agent/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &config.ca_file {
             builder = builder.tls_config(
@@ -138,7 +150,22 @@ impl Client {
                 max_bytes: config.max_answer_bytes,
                 max_series: config.max_series,
             },
+            encoded: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// `query=<promql, percent-encoded>`, encoded once per distinct query.
+    fn encoded_query(&self, promql: &str) -> Arc<str> {
+        let mut encoded = self.encoded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = encoded.get(promql) {
+            return Arc::clone(known);
+        }
+        if encoded.len() >= ENCODED_KEPT {
+            encoded.clear();
+        }
+        let text: Arc<str> = format!("query={}", percent_encode(promql)).into();
+        encoded.insert(promql.to_string(), Arc::clone(&text));
+        text
     }
 
     fn request(
@@ -146,30 +173,41 @@ impl Client {
         eval: Eval,
         promql: &str,
     ) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
-        let request = match eval {
-            Eval::At(t) => self
-                .agent
-                .get(format!("{}/api/v1/query", self.base))
-                .query("query", promql)
-                .query("time", format_time_param(t))
-                // VictoriaMetrics otherwise answers a time less than 30 s old with older data
-                // (docs/engines.md); Prometheus ignores the parameter.
-                .query("nocache", "1"),
-            Eval::Range { start, end, step } => self
-                .agent
-                .get(format!("{}/api/v1/query_range", self.base))
-                .query("query", promql)
-                .query("start", format_time_param(start))
-                .query("end", format_time_param(end))
-                .query("step", format_time_param(step))
-                // VictoriaMetrics otherwise shifts start and end to multiples of the step for
-                // its cache.
-                .query("nocache", "1"),
+        let query = self.encoded_query(promql);
+        // `nocache=1`: VictoriaMetrics otherwise answers a time less than 30 s old with older
+        // data and shifts range steps for its cache (docs/engines.md); Prometheus ignores it.
+        let url = match eval {
+            Eval::At(t) => format!(
+                "{}/api/v1/query?{query}&time={}&nocache=1",
+                self.base,
+                format_time_param(t)
+            ),
+            Eval::Range { start, end, step } => format!(
+                "{}/api/v1/query_range?{query}&start={}&end={}&step={}&nocache=1",
+                self.base,
+                format_time_param(start),
+                format_time_param(end),
+                format_time_param(step)
+            ),
         };
+        let request = self.agent.get(url);
         self.headers.iter().fold(request, |request, (name, value)| {
             request.header(name.as_str(), value.as_str())
         })
     }
+}
+
+/// Percent-encodes a query parameter value: everything but unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 impl QuerySource for Client {
@@ -222,6 +260,15 @@ fn load_ca_file(path: &Path) -> Result<ureq::tls::RootCerts, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queries_are_percent_encoded() {
+        assert_eq!(
+            percent_encode(r#"sum by (node) (rate(x{a="b|c"}[1m])) / 1e6"#),
+            "sum%20by%20%28node%29%20%28rate%28x%7Ba%3D%22b%7Cc%22%7D%5B1m%5D%29%29%20%2F%201e6"
+        );
+        assert_eq!(percent_encode("é"), "%C3%A9");
+    }
 
     #[test]
     fn time_parameter_has_milliseconds() {
