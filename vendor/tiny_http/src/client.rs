@@ -7,7 +7,10 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::sync::Arc;
+
 use crate::common::{HTTPVersion, Method};
+use crate::limits::{ConnectionConfig, Guard, Tracked};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -34,6 +37,15 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // connection limits, if the server has any
+    guard: Option<Arc<Guard>>,
+
+    // most bytes of a request head
+    max_head: Option<usize>,
+
+    // responses up to this size are written in one piece
+    single_write_limit: usize,
 }
 
 /// Error that can happen when reading a request.
@@ -44,6 +56,8 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// the request head is longer than allowed
+    HeadTooLarge,
 }
 
 impl ClientConnection {
@@ -65,7 +79,22 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            guard: None,
+            max_head: None,
+            single_write_limit: 0,
         }
+    }
+
+    /// Applies the server's connection limits.
+    pub(crate) fn with_limits(
+        mut self,
+        guard: Option<Arc<Guard>>,
+        config: &ConnectionConfig,
+    ) -> Self {
+        self.guard = guard;
+        self.max_head = config.max_head();
+        self.single_write_limit = config.single_write_limit();
+        self
     }
 
     /// true if the connection is HTTPS
@@ -76,8 +105,8 @@ impl ClientConnection {
     /// Reads the next line from self.next_header_source.
     ///
     /// Reads until `CRLF` is reached. The next read will start
-    ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    ///  at the first byte of the new line. `budget` is what the head may still use.
+    fn read_next_line(&mut self, budget: &mut usize) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -85,14 +114,25 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+                Some(b) => b.map_err(ReadError::ReadIoError)?,
+                None => {
+                    return Err(ReadError::ReadIoError(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "Unexpected EOF",
+                    )))
+                }
             };
+
+            *budget = budget.checked_sub(1).ok_or(ReadError::HeadTooLarge)?;
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return AsciiString::from_ascii(buf).map_err(|_| {
+                    ReadError::ReadIoError(IoError::new(
+                        ErrorKind::InvalidInput,
+                        "Header is not in ASCII",
+                    ))
+                });
             }
 
             prev_byte_was_cr = byte == b'\r';
@@ -104,10 +144,16 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        if let Some(guard) = &self.guard {
+            self.next_header_source.wait_turn();
+            guard.arm().map_err(ReadError::ReadIoError)?;
+        }
+        let mut budget = self.max_head.unwrap_or(usize::MAX);
+
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line(&mut budget)?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -118,7 +164,7 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line(&mut budget)?;
 
                     if line.is_empty() {
                         break;
@@ -137,7 +183,7 @@ impl ClientConnection {
         };
 
         // building the writer for the request
-        let writer = self.sink.next().unwrap();
+        let writer = Tracked::new(self.sink.next().unwrap(), self.guard.clone());
 
         // follow-up for next potential request
         let mut data_source = self.source.next().unwrap();
@@ -164,8 +210,12 @@ impl ClientConnection {
             }
         })?;
 
+        if let Some(guard) = &self.guard {
+            guard.disarm().map_err(ReadError::ReadIoError)?;
+        }
+
         // return the request
-        Ok(request)
+        Ok(request.with_single_write_limit(self.single_write_limit))
     }
 }
 
@@ -218,6 +268,15 @@ impl Iterator for ClientConnection {
                     let response = Response::new_empty(StatusCode(417));
                     response.raw_print(writer, ver, &[], true, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
+                }
+
+                Err(ReadError::HeadTooLarge) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::new_empty(StatusCode(431));
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None; // the rest of the head is not read
                 }
 
                 Err(ReadError::ReadIoError(_)) => return None,

@@ -112,6 +112,7 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+pub use limits::ConnectionConfig;
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
@@ -119,6 +120,7 @@ pub use test::TestRequest;
 mod client;
 mod common;
 mod connection;
+mod limits;
 mod request;
 mod response;
 mod ssl;
@@ -161,6 +163,7 @@ impl From<Request> for Message {
 
 // this trait is to make sure that Server implements Share and Send
 #[doc(hidden)]
+#[allow(dead_code)]
 trait MustBeShareDummy: Sync + Send {}
 #[doc(hidden)]
 impl MustBeShareDummy for Server {}
@@ -243,6 +246,15 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_config(listener, ssl_config, ConnectionConfig::default())
+    }
+
+    /// Same as `from_listener()`, with limits on the client connections.
+    pub fn from_listener_with_config<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        connections: ConnectionConfig,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -288,12 +300,32 @@ impl Server {
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
+            let registry = connections
+                .tracks_connections()
+                .then(|| limits::Registry::new(connections.clone()));
+            let mut accept_failing = false;
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
+                        accept_failing = false;
+                        if connections.nodelay_enabled() {
+                            let _ = sock.set_nodelay(true);
+                        }
+                        let guard = match &registry {
+                            Some(registry) => {
+                                match sock.try_clone().ok().and_then(|s| registry.admit(s)) {
+                                    Some(guard) => Some(guard),
+                                    None => {
+                                        log::debug!("Connection limit reached: refusing a client");
+                                        continue;
+                                    }
+                                }
+                            }
+                            None => None,
+                        };
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -311,7 +343,9 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        let read_closable = read_closable.with_guard(guard.clone());
+                        Ok(ClientConnection::new(write_closable, read_closable)
+                            .with_limits(guard, &connections))
                     }
                     Err(e) => Err(e),
                 };
@@ -338,11 +372,21 @@ impl Server {
                         }));
                     }
 
-                    Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
-                    }
+                    Err(e) => match connections.accept_retry() {
+                        // EINVAL: the listener no longer listens
+                        Some(backoff) if e.kind() != IoErrorKind::InvalidInput => {
+                            if !accept_failing {
+                                log::error!("Error accepting new client (retrying): {}", e);
+                            }
+                            accept_failing = true;
+                            thread::sleep(backoff);
+                        }
+                        _ => {
+                            log::error!("Error accepting new client: {}", e);
+                            inside_messages.push(e.into());
+                            break;
+                        }
+                    },
                 }
             }
             log::debug!("Terminating accept thread");

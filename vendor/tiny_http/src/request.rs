@@ -74,6 +74,9 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // responses of at most this many bytes are written in one piece
+    single_write_limit: usize,
 }
 
 struct NotifyOnDrop<R> {
@@ -238,6 +241,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        single_write_limit: 0,
     })
 }
 
@@ -444,9 +448,17 @@ impl Request {
     where
         R: Read,
     {
-        let mut writer = self.extract_writer_impl();
+        let writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
+
+        // Headers and body in one write, when the length is known and small enough
+        let mut writer = match response.data_length() {
+            Some(length) if length <= self.single_write_limit => {
+                Box::new(io::BufWriter::with_capacity(length + 1024, writer))
+            }
+            _ => writer,
+        };
 
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),
@@ -467,6 +479,12 @@ impl Request {
             ErrorKind::ConnectionReset => Ok(()),
             _ => Err(err),
         })
+    }
+
+    /// Writes responses of up to `limit` bytes (body, known in advance) in one piece.
+    pub(crate) fn with_single_write_limit(mut self, limit: usize) -> Self {
+        self.single_write_limit = limit;
+        self
     }
 
     pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {

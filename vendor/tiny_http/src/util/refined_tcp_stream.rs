@@ -1,8 +1,10 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
 
 use crate::connection::Connection;
+use crate::limits::Guard;
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
 use crate::ssl::SslStream;
 
@@ -86,6 +88,7 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    guard: Option<Arc<Guard>>,
 }
 
 impl RefinedTcpStream {
@@ -101,12 +104,14 @@ impl RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            guard: None,
         };
 
         let write = RefinedTcpStream {
             stream: write,
             close_read: false,
             close_write: true,
+            guard: None,
         };
 
         (read, write)
@@ -120,6 +125,12 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// Reads through `guard`, which enforces the connection's deadlines.
+    pub(crate) fn with_guard(mut self, guard: Option<Arc<Guard>>) -> Self {
+        self.guard = guard;
+        self
     }
 }
 
@@ -137,7 +148,10 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        self.stream.read(buf)
+        match &self.guard {
+            Some(guard) => guard.read(&mut self.stream, buf),
+            None => self.stream.read(buf),
+        }
     }
 }
 
