@@ -104,7 +104,8 @@ fn main() -> ExitCode {
         streams: Arc::clone(&streams),
         buffer_size: config.buffer_size,
     });
-    let (_, http) = match server::start(config.listen_addr, app, Arc::clone(&shutdown)) {
+    let started = server::start(config.listen_addr, config.http, app, Arc::clone(&shutdown));
+    let (_, http) = match started {
         Ok(started) => started,
         Err(e) => {
             eprintln!("prometheus-agent: {e} (check LISTEN_ADDR / PORT)");

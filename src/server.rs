@@ -2,8 +2,9 @@
 //!
 //! One dispatcher thread takes requests off the server and hands each to a short-lived
 //! responder thread, so a client that reads a download slowly never holds up health probes.
-//! tiny_http's accept loop ends for good on an accept error (e.g. out of file descriptors);
-//! the dispatcher then rebinds the listener instead of going deaf.
+//! Connections are capped and timed out by the vendored tiny_http (vendor/README.md), which
+//! also retries transient accept errors; should its accept loop still end, the dispatcher
+//! rebinds the listener instead of going deaf.
 
 use std::io::Cursor;
 use std::net::SocketAddr;
@@ -12,8 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use log::{error, info, warn};
-use tiny_http::{Header, Method, Request, Response, Server};
+use tiny_http::{ConnectionConfig, Header, Method, Request, Response, Server};
 
+use crate::config::HttpLimits;
 use crate::params;
 use crate::queries::TableKind;
 use crate::status::Status;
@@ -226,10 +228,15 @@ pub const SOCKET_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// pin, which the container's memory limit is charged for, and makes a stuck client show up
 /// as a blocked write instead of megabytes silently queued.
 pub const SEND_BUFFER: usize = 64 * 1024;
+/// Longest request head (request line and headers) accepted; browsers' cookies fit.
+const MAX_REQUEST_HEAD: usize = 32 * 1024;
+/// Pause after a failed accept (e.g. out of file descriptors) before the next.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Binds `addr` with socket timeouts and a bounded send buffer. tiny_http never exposes its
 /// sockets, but on Linux an accepted socket inherits these options from the listening socket.
-fn bind(addr: SocketAddr) -> Result<Server, String> {
+/// Connection limits and TCP_NODELAY are set by tiny_http itself.
+fn bind(addr: SocketAddr, limits: &HttpLimits) -> Result<Server, String> {
     let fail = |e: &dyn std::fmt::Display| format!("cannot listen on {addr}: {e}");
     let listener = std::net::TcpListener::bind(addr).map_err(|e| fail(&e))?;
     let socket = socket2::SockRef::from(&listener);
@@ -246,16 +253,24 @@ fn bind(addr: SocketAddr) -> Result<Server, String> {
             )
         })
         .map_err(|e| fail(&e))?;
-    Server::from_listener(listener, None).map_err(|e| fail(&e))
+    let connections = ConnectionConfig::new()
+        .max_connections(limits.max_connections)
+        .header_timeout(limits.header_timeout)
+        .idle_timeout(limits.idle_timeout)
+        .max_header_size(MAX_REQUEST_HEAD)
+        .nodelay(true)
+        .retry_accept_errors(ACCEPT_RETRY);
+    Server::from_listener_with_config(listener, None, connections).map_err(|e| fail(&e))
 }
 
 /// Starts serving; returns the bound address (useful with port 0) and the dispatcher thread.
 pub fn start(
     addr: SocketAddr,
+    limits: HttpLimits,
     app: Arc<App>,
     shutdown: Arc<AtomicBool>,
 ) -> Result<(SocketAddr, std::thread::JoinHandle<()>), String> {
-    let server = bind(addr)?;
+    let server = bind(addr, &limits)?;
     let bound = server
         .server_addr()
         .to_ip()
@@ -263,12 +278,18 @@ pub fn start(
     info!("serving on http://{bound}");
     let handle = std::thread::Builder::new()
         .name("http".into())
-        .spawn(move || dispatch(server, bound, app, shutdown))
+        .spawn(move || dispatch(server, bound, limits, app, shutdown))
         .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
     Ok((bound, handle))
 }
 
-fn dispatch(mut server: Server, addr: SocketAddr, app: Arc<App>, shutdown: Arc<AtomicBool>) {
+fn dispatch(
+    mut server: Server,
+    addr: SocketAddr,
+    limits: HttpLimits,
+    app: Arc<App>,
+    shutdown: Arc<AtomicBool>,
+) {
     let responders = Arc::new(AtomicUsize::new(0));
     while !shutdown.load(Ordering::SeqCst) {
         let request = match server.recv_timeout(SHUTDOWN_POLL) {
@@ -282,7 +303,7 @@ fn dispatch(mut server: Server, addr: SocketAddr, app: Arc<App>, shutdown: Arc<A
                         return;
                     }
                     std::thread::sleep(Duration::from_secs(1));
-                    match bind(addr) {
+                    match bind(addr, &limits) {
                         Ok(s) => break s,
                         Err(e) => warn!("{e}"),
                     }
