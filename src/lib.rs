@@ -9,6 +9,7 @@ pub mod params;
 pub mod poller;
 pub mod prometheus;
 pub mod queries;
+pub mod responders;
 pub mod server;
 pub mod status;
 pub mod streams;

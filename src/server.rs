@@ -1,7 +1,7 @@
 //! HTTP routing on `tiny_http` (SPEC §5).
 //!
-//! One dispatcher thread takes requests off the server and hands each to a short-lived
-//! responder thread, so a client that reads a download slowly never holds up health probes.
+//! One dispatcher thread takes requests off the server and hands each to a responder thread
+//! (a bounded pool), so a client that reads a download slowly never holds up health probes.
 //! Connections are capped and timed out by the vendored tiny_http (vendor/README.md), which
 //! also retries transient accept errors; should its accept loop still end, the dispatcher
 //! rebinds the listener instead of going deaf.
@@ -9,7 +9,7 @@
 use std::io::Cursor;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use log::{error, info, warn};
@@ -18,11 +18,12 @@ use tiny_http::{ConnectionConfig, Header, Method, Request, Response, Server};
 use crate::config::HttpLimits;
 use crate::params;
 use crate::queries::TableKind;
+use crate::responders::Responders;
 use crate::status::Status;
 use crate::streams::{self, Streams};
 use crate::table::{RowFilter, Table};
 
-/// Responder threads allowed at once; more requests get 503 until some finish.
+/// Responders allowed at once; more requests get 503 until some finish.
 const MAX_RESPONDERS: usize = 64;
 /// How often the dispatcher looks at the shutdown flag while idle.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
@@ -290,7 +291,7 @@ fn dispatch(
     app: Arc<App>,
     shutdown: Arc<AtomicBool>,
 ) {
-    let responders = Arc::new(AtomicUsize::new(0));
+    let responders = Responders::new(MAX_RESPONDERS, |(request, reply)| respond(request, reply));
     while !shutdown.load(Ordering::SeqCst) {
         let request = match server.recv_timeout(SHUTDOWN_POLL) {
             Ok(Some(request)) => request,
@@ -331,24 +332,11 @@ fn dispatch(
                 continue;
             }
         };
-        if responders.fetch_add(1, Ordering::SeqCst) >= MAX_RESPONDERS {
-            responders.fetch_sub(1, Ordering::SeqCst);
+        if let Err((request, _)) = responders.run((request, reply)) {
             respond(
                 request,
                 Reply::text(503, "too many requests in flight; retry"),
             );
-            continue;
-        }
-        let count = Arc::clone(&responders);
-        let spawned = std::thread::Builder::new()
-            .name("http-respond".into())
-            .spawn(move || {
-                respond(request, reply);
-                count.fetch_sub(1, Ordering::SeqCst);
-            });
-        if let Err(e) = spawned {
-            responders.fetch_sub(1, Ordering::SeqCst);
-            error!("cannot start a responder thread: {e}");
         }
     }
 }
