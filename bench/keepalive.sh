@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Keep-alive benchmark: GET /nodes over one keep-alive connection, the same with a fresh
 # connection per request (Connection: close), and nginx serving the same bytes over
-# keep-alive, all with wrk (one thread, one connection) in one run.
+# keep-alive, all with wrk (one thread, one connection) in one run. The three alternate for
+# several rounds so that load from other processes hits them alike; medians are reported.
 #
 #   bench/keepalive.sh [URL]     URL of a running agent (e.g. started by scripts/demo);
 #                                without it, scripts/demo (release build) is started on a
 #                                free port and stopped afterwards.
 #
-# Environment: DURATION (seconds per wrk run, default 10), ROWS (rows /nodes must hold before
-# measuring, default 100 = the default BUFFER_SIZE).
+# Environment: DURATION (seconds per wrk run, default 5), ROUNDS (default 5), ROWS (rows
+# /nodes must hold before measuring, default 100 = the default BUFFER_SIZE).
 # Needs wrk and nginx (Debian packages wrk and nginx-light); scripts/setup does not install
 # them because no test needs them.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-duration="${DURATION:-10}"
+duration="${DURATION:-5}"
+rounds="${ROUNDS:-5}"
 rows="${ROWS:-100}"
 
 die() { printf 'keepalive: %s\n' "$*" >&2; exit 1; }
@@ -91,31 +93,41 @@ until curl -sf -o /dev/null "http://127.0.0.1:$nginx_port/nodes"; do
     sleep 0.2
 done
 
-run() { # label, wrk arguments...
+run() { # label, wrk arguments...: appends "requests/s avg-latency-us" to $work/<label>
     local label="$1"
     shift
-    local out
-    out="$(wrk -t1 -c1 -d"${duration}s" --latency "$@")"
-    local rps avg p99
-    rps="$(awk '/^Requests\/sec/ {print $2}' <<<"$out")"
-    avg="$(awk '$1 == "Latency" {print $2; exit}' <<<"$out")"
-    p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
-    printf '%-34s %12s %10s %10s\n' "$label" "$rps" "$avg" "$p99"
-    echo "$rps" >"$work/rps.$label"
+    wrk -t1 -c1 -d"${duration}s" "$@" | awk '
+        function us(v) {
+            if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1e6
+        }
+        $1 == "Latency" && !lat { lat = us($2) }
+        /^Requests\/sec/ { rps = $2 }
+        END { print rps, lat }' >>"$work/$label"
 }
 
-echo "wrk -t1 -c1 -d${duration}s, $bytes bytes per answer"
-printf '%-34s %12s %10s %10s\n' "" "requests/s" "avg" "p99"
-run agent-keepalive "$url/nodes?size=$rows"
-run agent-close -H 'Connection: close' "$url/nodes?size=$rows"
-run nginx-keepalive "http://127.0.0.1:$nginx_port/nodes"
+echo "wrk -t1 -c1 -d${duration}s, $rounds rounds, $bytes bytes per answer"
+for round in $(seq "$rounds"); do
+    run agent-keepalive "$url/nodes?size=$rows"
+    run agent-close -H 'Connection: close' "$url/nodes?size=$rows"
+    run nginx-keepalive "http://127.0.0.1:$nginx_port/nodes"
+    echo "round $round (requests/s): keep-alive $(tail -n1 "$work/agent-keepalive" | cut -d' ' -f1)," \
+        "close $(tail -n1 "$work/agent-close" | cut -d' ' -f1)," \
+        "nginx $(tail -n1 "$work/nginx-keepalive" | cut -d' ' -f1)"
+done
 
 python3 - "$work" <<'EOF'
-import sys
+import statistics, sys
 d = sys.argv[1]
-r = {k: float(open(f"{d}/rps.{k}").read()) for k in ("agent-keepalive", "agent-close", "nginx-keepalive")}
-print(f"keep-alive per request vs Connection: close: {r['agent-close'] / r['agent-keepalive']:.2f}x the time"
-      f" (target <= 2x)")
-print(f"agent keep-alive vs nginx: {100 * r['agent-keepalive'] / r['nginx-keepalive']:.1f} % of nginx's"
-      f" requests/s (target >= 25 %)")
+runs = {}
+for k in ("agent-keepalive", "agent-close", "nginx-keepalive"):
+    runs[k] = [tuple(map(float, line.split())) for line in open(f"{d}/{k}")]
+n = len(runs["nginx-keepalive"])
+print(f"{'median of %d rounds' % n:24} {'requests/s':>12} {'avg latency':>12}")
+for k, v in runs.items():
+    print(f"{k:24} {statistics.median(r for r, _ in v):12.0f} {statistics.median(l for _, l in v):10.0f}us")
+ka, close, ngx = (statistics.median(r for r, _ in runs[k]) for k in runs)
+print(f"keep-alive time per request / Connection: close: {close / ka:.2f} (target <= 2)")
+print(f"agent keep-alive / nginx keep-alive: {100 * ka / ngx:.1f} % of nginx's requests/s (target >= 25 %)")
+rounds = [100 * a[0] / b[0] for a, b in zip(runs["agent-keepalive"], runs["nginx-keepalive"])]
+print("  per round: " + ", ".join(f"{p:.0f} %" for p in rounds))
 EOF
