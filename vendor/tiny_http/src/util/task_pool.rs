@@ -69,7 +69,9 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // Queued tasks are already promised to waiting threads: a task queued without a
+        // waiting thread of its own would wait for another (long-lived) connection to end.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
@@ -89,6 +91,12 @@ impl TaskPool {
             }
 
             loop {
+                // Enough threads wait already. (Without this, a steady trickle of tasks wakes
+                // the waiting threads in turn and none of them ever times out.)
+                if sharing.waiting_tasks.load(Ordering::Acquire) >= MIN_THREADS {
+                    return;
+                }
+
                 let mut task: Box<dyn FnMut() + Send> = {
                     let mut todo = sharing.todo.lock().unwrap();
 
@@ -133,5 +141,60 @@ impl Drop for TaskPool {
             .active_tasks
             .store(999_999_999, Ordering::Release);
         self.sharing.condvar.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TaskPool, MIN_THREADS};
+    use std::sync::atomic::Ordering;
+    use std::sync::mpsc;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    /// Spawns `n` tasks that run until released; returns once all of them run.
+    fn hold(pool: &TaskPool, n: usize) -> Vec<mpsc::Sender<()>> {
+        let (started, running) = mpsc::channel();
+        let releases = (0..n)
+            .map(|_| {
+                let (release, wait) = mpsc::channel::<()>();
+                let started = started.clone();
+                pool.spawn(Box::new(move || {
+                    started.send(()).unwrap();
+                    let _ = wait.recv_timeout(Duration::from_secs(10));
+                }));
+                release
+            })
+            .collect();
+        for _ in 0..n {
+            running
+                .recv_timeout(Duration::from_secs(5))
+                .expect("a task waits behind another one");
+        }
+        releases
+    }
+
+    #[test]
+    fn every_task_gets_a_thread_at_once() {
+        let pool = TaskPool::new();
+        thread::sleep(Duration::from_millis(100));
+        let releases = hold(&pool, MIN_THREADS + 4);
+        drop(releases);
+    }
+
+    #[test]
+    fn idle_threads_exit_under_a_trickle_of_tasks() {
+        let pool = TaskPool::new();
+        drop(hold(&pool, 20));
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while pool.sharing.active_tasks.load(Ordering::Acquire) > MIN_THREADS + 1 {
+            assert!(
+                Instant::now() < deadline,
+                "{} threads",
+                pool.sharing.active_tasks.load(Ordering::Acquire)
+            );
+            pool.spawn(Box::new(|| {}));
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 }
