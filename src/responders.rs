@@ -1,9 +1,11 @@
 //! A bounded pool of responder threads. Starting a thread per request costs more than the
 //! rest of a small download on a keep-alive connection; idle responders wait for the next
-//! request instead, and exit after a while so that the thread count returns to its baseline.
+//! request instead. Work goes to the responder that became idle last, so under a light,
+//! steady load one responder does it all and the others exit after `IDLE_EXIT`: the thread
+//! count returns to its baseline.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// How long an idle responder waits for work before it exits.
@@ -12,32 +14,35 @@ pub const IDLE_EXIT: Duration = Duration::from_secs(5);
 /// Responders that call one handler on each job of type `T`.
 pub struct Responders<T> {
     max: usize,
+    idle_exit: Duration,
     handler: fn(T),
     state: Mutex<State<T>>,
-    work: Condvar,
 }
 
 struct State<T> {
-    /// Jobs handed to idle responders, not yet picked up.
-    queue: VecDeque<T>,
-    /// Responders waiting for work.
-    idle: usize,
+    /// Idle responders, the most recently idle last: (id, where to send it a job).
+    idle: Vec<(u64, Sender<T>)>,
     /// Responders alive.
     total: usize,
+    next_id: u64,
 }
 
 impl<T: Send + 'static> Responders<T> {
     /// At most `max` responders at once, each calling `handler`.
     pub fn new(max: usize, handler: fn(T)) -> Arc<Responders<T>> {
+        Self::with_idle_exit(max, IDLE_EXIT, handler)
+    }
+
+    fn with_idle_exit(max: usize, idle_exit: Duration, handler: fn(T)) -> Arc<Responders<T>> {
         Arc::new(Responders {
             max,
+            idle_exit,
             handler,
             state: Mutex::new(State {
-                queue: VecDeque::new(),
-                idle: 0,
+                idle: Vec::new(),
                 total: 0,
+                next_id: 0,
             }),
-            work: Condvar::new(),
         })
     }
 
@@ -49,15 +54,20 @@ impl<T: Send + 'static> Responders<T> {
     /// thread can be started.
     pub fn run(self: &Arc<Self>, job: T) -> Result<(), T> {
         let mut state = self.lock();
-        if state.idle > state.queue.len() {
-            state.queue.push_back(job);
-            self.work.notify_one();
-            return Ok(());
-        }
+        // Sent under the lock: a responder that finds itself taken off `idle` has its job.
+        let job = match state.idle.pop() {
+            Some((_, responder)) => match responder.send(job) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
         if state.total >= self.max {
             return Err(job);
         }
         state.total += 1;
+        let id = state.next_id;
+        state.next_id += 1;
         drop(state);
         // The job goes back to the caller if the thread cannot start.
         let slot = Arc::new(Mutex::new(Some(job)));
@@ -67,7 +77,7 @@ impl<T: Send + 'static> Responders<T> {
             .name("http-respond".into())
             .spawn(move || {
                 let job = first.lock().ok().and_then(|mut j| j.take());
-                pool.work_loop(job);
+                pool.work_loop(id, job);
             });
         if let Err(e) = spawned {
             log::error!("cannot start a responder thread: {e}");
@@ -78,30 +88,28 @@ impl<T: Send + 'static> Responders<T> {
         Ok(())
     }
 
-    fn work_loop(&self, mut job: Option<T>) {
+    fn work_loop(&self, id: u64, mut job: Option<T>) {
+        let (sender, jobs) = mpsc::channel();
         loop {
             if let Some(job) = job.take() {
                 (self.handler)(job);
             }
-            let mut state = self.lock();
-            state.idle += 1;
-            loop {
-                if let Some(next) = state.queue.pop_front() {
-                    state.idle -= 1;
-                    job = Some(next);
-                    break;
+            self.lock().idle.push((id, sender.clone()));
+            job = match jobs.recv_timeout(self.idle_exit) {
+                Ok(next) => Some(next),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                    let mut state = self.lock();
+                    match state.idle.iter().position(|(i, _)| *i == id) {
+                        Some(at) => {
+                            state.idle.remove(at);
+                            state.total -= 1;
+                            return;
+                        }
+                        // Taken off `idle` just now: the job was sent under the lock.
+                        None => jobs.try_recv().ok(),
+                    }
                 }
-                let (guard, wait) = self
-                    .work
-                    .wait_timeout(state, IDLE_EXIT)
-                    .unwrap_or_else(|e| e.into_inner());
-                state = guard;
-                if wait.timed_out() && state.queue.is_empty() {
-                    state.idle -= 1;
-                    state.total -= 1;
-                    return;
-                }
-            }
+            };
         }
     }
 
@@ -112,14 +120,15 @@ impl<T: Send + 'static> Responders<T> {
 
     #[cfg(test)]
     fn idle(&self) -> usize {
-        self.lock().idle
+        self.lock().idle.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc::{self, Receiver, Sender};
+    use std::sync::mpsc::Receiver;
+    use std::time::Instant;
 
     /// A job: waits for its release (if any), then reports the thread it ran on.
     type Job = (
@@ -162,5 +171,31 @@ mod tests {
             assert!(ran_on == first || ran_on == second);
         }
         assert_eq!(pool.threads(), 2);
+    }
+
+    #[test]
+    fn a_trickle_of_jobs_keeps_one_responder() {
+        let pool = Responders::with_idle_exit(8, Duration::from_millis(200), handle);
+        let (done, finished) = mpsc::channel();
+        let (release, hold) = mpsc::channel::<()>();
+        let hold = Arc::new(Mutex::new(hold));
+        for _ in 0..8 {
+            assert!(pool.run((Some(Arc::clone(&hold)), done.clone())).is_ok());
+        }
+        for _ in 0..8 {
+            release.send(()).unwrap();
+        }
+        for _ in 0..8 {
+            finished.recv().unwrap();
+        }
+        // A job every 20 ms, ten times more often than the idle exit.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while pool.threads() > 1 {
+            assert!(Instant::now() < deadline, "{} responders", pool.threads());
+            if pool.run((None, done.clone())).is_ok() {
+                finished.recv().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
