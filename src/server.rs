@@ -233,6 +233,9 @@ pub const SEND_BUFFER: usize = 64 * 1024;
 const MAX_REQUEST_HEAD: usize = 32 * 1024;
 /// Pause after a failed accept (e.g. out of file descriptors) before the next.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// Connections waiting to be accepted (std's default is 128). Beyond it, a burst of new
+/// connections, a probe among them, has its SYNs dropped and retried after 1 s, 3 s, ...
+const LISTEN_BACKLOG: i32 = 1024;
 
 /// Binds `addr` with socket timeouts and a bounded send buffer. tiny_http never exposes its
 /// sockets, but on Linux an accepted socket inherits these options from the listening socket.
@@ -253,6 +256,8 @@ fn bind(addr: SocketAddr, limits: &HttpLimits) -> Result<Server, String> {
                     .with_interval(Duration::from_secs(15)),
             )
         })
+        // Linux takes a new backlog from a second listen().
+        .and_then(|()| socket.listen(LISTEN_BACKLOG))
         .map_err(|e| fail(&e))?;
     let connections = ConnectionConfig::new()
         .max_connections(limits.max_connections)
