@@ -161,11 +161,11 @@ mod tests {
         release.send(()).unwrap();
         let first = finished.recv().unwrap();
         let second = finished.recv().unwrap();
-        while pool.idle() < 2 {
-            std::thread::yield_now();
-        }
-        // Both responders are idle now: the next jobs run on them, no new thread.
+        // Once both are idle, the next jobs run on them, no new thread.
         for _ in 0..10 {
+            while pool.idle() < 2 {
+                std::thread::yield_now();
+            }
             assert!(pool.run((None, done.clone())).is_ok());
             let ran_on = finished.recv().unwrap();
             assert!(ran_on == first || ran_on == second);
