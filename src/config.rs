@@ -47,6 +47,11 @@ Configuration (environment):
   PROMETHEUS_MAX_ANSWER_BYTES  largest answer read, bytes or     [64Mi]
                      Ki/Mi/Gi; a larger one is that column's error
   PROMETHEUS_MAX_SERIES  most series read from one answer        [50000]
+  HTTP_MAX_CONNECTIONS  open connections, streams included       [128]
+                     (when full, a new one closes the connection
+                     that has waited longest for a request)
+  HTTP_HEADER_TIMEOUT   time for a request's headers to arrive   [10s]
+  HTTP_IDLE_TIMEOUT     idle time of a keep-alive connection     [30s]
   RUST_LOG           log filter                                  [info]
 ";
 
@@ -90,6 +95,25 @@ pub struct Config {
     pub extra_headers: Vec<(String, String)>,
     pub max_answer_bytes: u64,
     pub max_series: usize,
+    pub http: HttpLimits,
+}
+
+/// Limits on the HTTP server's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: 128,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// A configuration error: the variable, the offending value and what was expected.
@@ -225,6 +249,8 @@ impl Config {
         };
         let max_series = parse_count(env, "PROMETHEUS_MAX_SERIES", 50_000, 1, 100_000_000)?;
 
+        let http = parse_http_limits(env, max_streams)?;
+
         Ok(Config {
             prometheus_url,
             namespace,
@@ -241,8 +267,45 @@ impl Config {
             extra_headers,
             max_answer_bytes,
             max_series,
+            http,
         })
     }
+}
+
+/// HTTP_MAX_CONNECTIONS, HTTP_HEADER_TIMEOUT, HTTP_IDLE_TIMEOUT.
+fn parse_http_limits(env: &dyn Env, max_streams: usize) -> Result<HttpLimits, ConfigError> {
+    let defaults = HttpLimits::default();
+    let max_connections = parse_count(
+        env,
+        "HTTP_MAX_CONNECTIONS",
+        defaults.max_connections,
+        1,
+        100_000,
+    )?;
+    if max_connections <= max_streams {
+        return Err(err(
+            "HTTP_MAX_CONNECTIONS",
+            format!(
+                "{max_connections} leaves no room besides MAX_STREAMS ({max_streams}); \
+                 streams hold their connection"
+            ),
+        ));
+    }
+    let timeout = |variable: &'static str, default: Duration| {
+        let Some(v) = get(env, variable) else {
+            return Ok(default);
+        };
+        let d = parse_duration(variable, &v, true)?;
+        if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+            return Err(err(variable, format!("{v:?} must be from 100ms to 1h")));
+        }
+        Ok(d)
+    };
+    Ok(HttpLimits {
+        max_connections,
+        header_timeout: timeout("HTTP_HEADER_TIMEOUT", defaults.header_timeout)?,
+        idle_timeout: timeout("HTTP_IDLE_TIMEOUT", defaults.idle_timeout)?,
+    })
 }
 
 fn parse_url(variable: &'static str, value: &str) -> Result<String, ConfigError> {
@@ -580,6 +643,55 @@ mod tests {
         }
         let e = config(&[("PROMETHEUS_MAX_SERIES", "0")]).unwrap_err();
         assert_eq!(e.variable, "PROMETHEUS_MAX_SERIES");
+    }
+
+    #[test]
+    fn http_limits() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.http, HttpLimits::default());
+        assert_eq!(
+            (
+                c.http.max_connections,
+                c.http.header_timeout,
+                c.http.idle_timeout
+            ),
+            (128, Duration::from_secs(10), Duration::from_secs(30))
+        );
+        let c = config(&[
+            ("HTTP_MAX_CONNECTIONS", "40"),
+            ("HTTP_HEADER_TIMEOUT", "500ms"),
+            ("HTTP_IDLE_TIMEOUT", "2"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.http,
+            HttpLimits {
+                max_connections: 40,
+                header_timeout: Duration::from_millis(500),
+                idle_timeout: Duration::from_secs(2),
+            }
+        );
+        for (var, val) in [
+            ("HTTP_MAX_CONNECTIONS", "0"),
+            ("HTTP_MAX_CONNECTIONS", "many"),
+            ("HTTP_MAX_CONNECTIONS", "32"),
+            ("HTTP_HEADER_TIMEOUT", "10ms"),
+            ("HTTP_HEADER_TIMEOUT", "2h"),
+            ("HTTP_HEADER_TIMEOUT", "soon"),
+            ("HTTP_IDLE_TIMEOUT", "0"),
+        ] {
+            assert_eq!(config(&[(var, val)]).unwrap_err().variable, var, "{val}");
+        }
+        let c = config(&[("MAX_STREAMS", "4"), ("HTTP_MAX_CONNECTIONS", "5")]).unwrap();
+        assert_eq!(c.http.max_connections, 5);
+        for variable in [
+            "HTTP_MAX_CONNECTIONS  ",
+            "HTTP_HEADER_TIMEOUT  ",
+            "HTTP_IDLE_TIMEOUT  ",
+        ] {
+            let line = HELP.lines().find(|l| l.contains(variable)).unwrap();
+            assert!(line.ends_with(']'), "no default for {variable}: {line}");
+        }
     }
 
     #[test]

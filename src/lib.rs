@@ -15,6 +15,7 @@ pub mod params;
 pub mod poller;
 pub mod prometheus;
 pub mod queries;
+pub mod responders;
 pub mod routes;
 pub mod schema;
 pub mod server;

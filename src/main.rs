@@ -107,7 +107,7 @@ fn start() -> Result<Running, ExitCode> {
         buffer_size: config.buffer_size,
         interval_ms: config.update_interval.as_millis() as i64,
     });
-    let (_, http) = server::start(config.listen_addr, app, Arc::clone(&shutdown))
+    let (_, http) = server::start(config.listen_addr, config.http, app, Arc::clone(&shutdown))
         .map_err(|e| fail(&format!("{e} (check LISTEN_ADDR / PORT)")))?;
     let (stop_poller, stopped) = mpsc::channel::<()>();
     let poller = Poller::new(source, names, &queries, &config.namespace);

@@ -1,36 +1,40 @@
-//! HTTP on `tiny_http`: one dispatcher thread that only accepts and hands off, and a
-//! responder thread per request that routes, renders and writes (README, "API").
+//! HTTP on `tiny_http`: one dispatcher thread that only accepts and hands off, and a bounded
+//! pool of responders that route, render and write (README, "API"). A stream gets a thread of
+//! its own.
 //!
 //! Routing and rendering happen on the responder, after the responder limit is checked, so a
-//! large download never delays `/readyz` and a refused request costs nothing. tiny_http's
-//! accept loop ends for good on an accept error (e.g. out of file descriptors); the
-//! dispatcher then listens again instead of going deaf.
+//! large download never delays `/readyz` and a refused request costs nothing. Connections are
+//! capped and timed out by the vendored tiny_http (vendor/README.md), which also retries
+//! transient accept errors; should its accept loop still end, the dispatcher listens again
+//! instead of going deaf.
 
 use std::borrow::Cow;
 use std::io::{Cursor, Read};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use log::{error, info, warn};
-use tiny_http::{Header, Method, Request, Response, Server};
+use tiny_http::{ConnectionConfig, Header, Method, Request, Response, Server};
 
+use crate::config::HttpLimits;
 use crate::energy;
 use crate::format::{Millis, now_ms};
 use crate::history::{ExportReader, Past};
 use crate::page;
 use crate::params::{self, Span, TableRequest, Window};
+use crate::responders::Responders;
 use crate::routes::{self, Handler};
 use crate::schema::{PerTable, TableKind};
 use crate::status::Status;
 use crate::streams::{self, Streams};
 use crate::table::{RowFilter, Table};
 
-/// Responder threads allowed at once; more requests get 503 until some finish.
+/// Responders allowed at once; more requests get 503 until some finish.
 const MAX_RESPONDERS: usize = 64;
-/// Stack of a responder (and of the stream it may become): it only formats and copies.
-const RESPONDER_STACK: usize = 256 * 1024;
+/// Stack of a stream thread: it only formats frames (and, resuming, folds history).
+const STREAM_STACK: usize = 256 * 1024;
 /// How often the dispatcher looks at the shutdown flag while idle.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
 
@@ -235,8 +239,8 @@ fn respond(request: Request, reply: Reply) {
     }
 }
 
-/// Serves one request on the responder thread that holds `slot`.
-fn serve(app: &App, request: Request, slot: ResponderSlot) {
+/// Serves one request on a responder; a stream continues on a thread of its own.
+fn serve((app, request): (Arc<App>, Request)) {
     let websocket = asks_for_websocket(&request);
     let asked = Asked {
         method: request.method(),
@@ -244,26 +248,32 @@ fn serve(app: &App, request: Request, slot: ResponderSlot) {
         websocket,
         accept: accept_header(&request),
     };
-    match route(app, asked) {
+    match route(&app, asked) {
         Routed::Reply(reply) => respond(request, reply),
-        Routed::History(kind, span) => history(app, request, kind, span),
-        Routed::Energy(kind, window) => energy(app, request, kind, window),
-        Routed::Stream(kind, filter) => {
-            let Some(stream_slot) = app.streams.acquire() else {
-                return respond(
-                    request,
-                    Reply::text(503, "too many streams open (MAX_STREAMS); retry later"),
-                );
-            };
-            // From here on this thread is a stream, not a responder.
-            drop(slot);
-            let source = streams::Source {
-                table: Arc::clone(app.tables.get(kind)),
-                past: Arc::clone(&app.past),
-                interval_ms: app.interval_ms,
-            };
-            streams::run(request, source, filter, stream_slot, websocket);
-        }
+        Routed::History(kind, span) => history(&app, request, kind, span),
+        Routed::Energy(kind, window) => energy(&app, request, kind, window),
+        Routed::Stream(kind, filter) => stream(&app, request, kind, filter, websocket),
+    }
+}
+
+fn stream(app: &App, request: Request, kind: TableKind, filter: RowFilter, websocket: bool) {
+    let Some(slot) = app.streams.acquire() else {
+        return respond(
+            request,
+            Reply::text(503, "too many streams open (MAX_STREAMS); retry later"),
+        );
+    };
+    let source = streams::Source {
+        table: Arc::clone(app.tables.get(kind)),
+        past: Arc::clone(&app.past),
+        interval_ms: app.interval_ms,
+    };
+    let spawned = std::thread::Builder::new()
+        .name("stream".into())
+        .stack_size(STREAM_STACK)
+        .spawn(move || streams::run(request, source, filter, slot, websocket));
+    if let Err(e) = spawned {
+        error!("cannot start a stream thread: {e}");
     }
 }
 
@@ -318,9 +328,18 @@ pub const SOCKET_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// as a blocked write instead of megabytes silently queued.
 pub const SEND_BUFFER: usize = 64 * 1024;
 
+/// Longest request head (request line and headers) accepted; browsers' cookies fit.
+const MAX_REQUEST_HEAD: usize = 32 * 1024;
+/// Pause after a failed accept (e.g. out of file descriptors) before the next.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// Connections waiting to be accepted (std's default is 128). Beyond it, a burst of new
+/// connections, a probe among them, has its SYNs dropped and retried after 1 s, 3 s, ...
+const LISTEN_BACKLOG: i32 = 1024;
+
 /// Binds `addr` with socket timeouts and a bounded send buffer. tiny_http never exposes its
 /// sockets, but on Linux an accepted socket inherits these options from the listening socket.
-fn bind(addr: SocketAddr) -> Result<Server, String> {
+/// Connection limits and TCP_NODELAY are set by tiny_http itself.
+fn bind(addr: SocketAddr, limits: &HttpLimits) -> Result<Server, String> {
     let fail = |e: &dyn std::fmt::Display| format!("cannot listen on {addr}: {e}");
     let listener = std::net::TcpListener::bind(addr).map_err(|e| fail(&e))?;
     let socket = socket2::SockRef::from(&listener);
@@ -336,17 +355,27 @@ fn bind(addr: SocketAddr) -> Result<Server, String> {
                     .with_interval(Duration::from_secs(15)),
             )
         })
+        // Linux takes a new backlog from a second listen().
+        .and_then(|()| socket.listen(LISTEN_BACKLOG))
         .map_err(|e| fail(&e))?;
-    Server::from_listener(listener, None).map_err(|e| fail(&e))
+    let connections = ConnectionConfig::new()
+        .max_connections(limits.max_connections)
+        .header_timeout(limits.header_timeout)
+        .idle_timeout(limits.idle_timeout)
+        .max_header_size(MAX_REQUEST_HEAD)
+        .nodelay(true)
+        .retry_accept_errors(ACCEPT_RETRY);
+    Server::from_listener_with_config(listener, None, connections).map_err(|e| fail(&e))
 }
 
 /// Starts serving; returns the bound address (useful with port 0) and the dispatcher thread.
 pub fn start(
     addr: SocketAddr,
+    limits: HttpLimits,
     app: Arc<App>,
     shutdown: Arc<AtomicBool>,
 ) -> Result<(SocketAddr, std::thread::JoinHandle<()>), String> {
-    let server = bind(addr)?;
+    let server = bind(addr, &limits)?;
     let bound = server
         .server_addr()
         .to_ip()
@@ -354,33 +383,19 @@ pub fn start(
     info!("serving on http://{bound}");
     let handle = std::thread::Builder::new()
         .name("http".into())
-        .spawn(move || dispatch(server, bound, app, shutdown))
+        .spawn(move || dispatch(server, bound, limits, app, shutdown))
         .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
     Ok((bound, handle))
 }
 
-/// One of the `MAX_RESPONDERS` places, held by a responder thread until dropped.
-struct ResponderSlot(Arc<AtomicUsize>);
-
-impl ResponderSlot {
-    fn take(count: &Arc<AtomicUsize>) -> Option<ResponderSlot> {
-        count
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < MAX_RESPONDERS).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| ResponderSlot(Arc::clone(count)))
-    }
-}
-
-impl Drop for ResponderSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-fn dispatch(mut server: Server, addr: SocketAddr, app: Arc<App>, shutdown: Arc<AtomicBool>) {
-    let responders = Arc::new(AtomicUsize::new(0));
+fn dispatch(
+    mut server: Server,
+    addr: SocketAddr,
+    limits: HttpLimits,
+    app: Arc<App>,
+    shutdown: Arc<AtomicBool>,
+) {
+    let responders = Responders::new(MAX_RESPONDERS, serve);
     while !shutdown.load(Ordering::SeqCst) {
         let request = match server.recv_timeout(SHUTDOWN_POLL) {
             Ok(Some(request)) => request,
@@ -388,43 +403,31 @@ fn dispatch(mut server: Server, addr: SocketAddr, app: Arc<App>, shutdown: Arc<A
             Err(e) => {
                 error!("HTTP accept loop ended ({e}); listening again");
                 drop(server);
-                match rebind(addr, &shutdown) {
+                match rebind(addr, &limits, &shutdown) {
                     Some(s) => server = s,
                     None => return,
                 }
                 continue;
             }
         };
-        hand_off(&app, &responders, request);
-    }
-}
-
-/// Gives `request` to a new responder thread, or refuses it when too many are busy.
-fn hand_off(app: &Arc<App>, responders: &Arc<AtomicUsize>, request: Request) {
-    let Some(slot) = ResponderSlot::take(responders) else {
-        return respond(
-            request,
-            Reply::text(503, "too many requests in flight; retry"),
-        );
-    };
-    let app = Arc::clone(app);
-    let spawned = std::thread::Builder::new()
-        .name("http-respond".into())
-        .stack_size(RESPONDER_STACK)
-        .spawn(move || serve(&app, request, slot));
-    if let Err(e) = spawned {
-        error!("cannot start a responder thread: {e}");
+        // Refused without routing or rendering when every responder is busy.
+        if let Err((_, request)) = responders.run((Arc::clone(&app), request)) {
+            respond(
+                request,
+                Reply::text(503, "too many requests in flight; retry"),
+            );
+        }
     }
 }
 
 /// Binds again after the accept loop ended, once a second, until it works or shutdown.
-fn rebind(addr: SocketAddr, shutdown: &AtomicBool) -> Option<Server> {
+fn rebind(addr: SocketAddr, limits: &HttpLimits, shutdown: &AtomicBool) -> Option<Server> {
     loop {
         if shutdown.load(Ordering::SeqCst) {
             return None;
         }
         std::thread::sleep(Duration::from_secs(1));
-        match bind(addr) {
+        match bind(addr, limits) {
             Ok(s) => return Some(s),
             Err(e) => warn!("{e}"),
         }

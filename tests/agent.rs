@@ -118,6 +118,9 @@ fn help_lists_every_variable_and_version_prints() {
         "PROMETHEUS_BEARER_TOKEN_FILE",
         "PROMETHEUS_CA_FILE",
         "PROMETHEUS_HEADERS",
+        "HTTP_MAX_CONNECTIONS",
+        "HTTP_HEADER_TIMEOUT",
+        "HTTP_IDLE_TIMEOUT",
         "RUST_LOG",
     ] {
         assert!(help.contains(variable), "--help lacks {variable}");

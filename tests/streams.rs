@@ -464,16 +464,16 @@ fn connections_and_disconnections_leave_nothing_behind() {
             assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
         }
     }
+    wait_figure(&agent, "prometheus_agent_streams_open", 0.0);
+    // Without requests meanwhile: each one keeps a responder thread warm for a few seconds.
     let settled = wait_for(Duration::from_secs(60), || {
-        let open = figure(&agent, "prometheus_agent_streams_open");
-        (open == 0.0 && threads() <= base_threads && fds() <= base_fds).then_some(())
+        (threads() <= base_threads && fds() <= base_fds).then_some(())
     });
     assert!(
         settled.is_some(),
-        "threads {} (baseline {base_threads}), fds {} (baseline {base_fds}), streams open {}",
+        "threads {} (baseline {base_threads}), fds {} (baseline {base_fds})",
         threads(),
         fds(),
-        figure(&agent, "prometheus_agent_streams_open")
     );
     assert_eq!(
         figure(&agent, "prometheus_agent_streams_opened_total"),
