@@ -498,9 +498,12 @@ fn polling_starts_no_thread_per_query() {
         .spawn()
         .expect("cannot run strace (scripts/setup installs it)");
     std::thread::sleep(Duration::from_secs(4));
-    // A request now starts a responder thread: proof that strace sees thread starts.
+    // A stream now starts a thread of its own: proof that strace sees thread starts.
     let polled_until = support::exporter::now_ms() as f64 / 1000.0;
-    agent.get("/livez").expect("livez");
+    let _ = Command::new("curl")
+        .args(["-sN", "--max-time", "0.5", "-o", "/dev/null"])
+        .arg(format!("{}/metrics", agent.url()))
+        .status();
     std::thread::sleep(Duration::from_millis(300));
     let _ = Command::new("kill")
         .args(["-INT", &strace.id().to_string()])
@@ -518,7 +521,7 @@ fn polling_starts_no_thread_per_query() {
     let while_polling = started_at.iter().filter(|t| **t < polled_until).count();
     assert!(
         started_at.iter().any(|t| *t >= polled_until),
-        "strace saw no thread start for the request:\n{clones}"
+        "strace saw no thread start for the stream:\n{clones}"
     );
     assert!(after - before >= 10.0, "only {} cycles ran", after - before);
     assert_eq!(while_polling, 0, "threads started while polling:\n{clones}");
