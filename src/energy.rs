@@ -22,6 +22,7 @@ pub fn energy_csv(past: &Past, kind: TableKind, window: Window) -> Result<String
         &plan,
         Steps::at(window.end),
         &past.namespace,
+        &past.energy_batching,
     )?;
     for c in &outcome.columns {
         if let Some(Err(e)) = &c.outcome {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use log::warn;
 
-use crate::cycle::{self, Planned, Steps, render};
+use crate::cycle::{self, Batching, Planned, Steps, render};
 use crate::format::{Millis, now_ms};
 use crate::identity::NodeNames;
 use crate::params::Span;
@@ -40,6 +40,8 @@ pub struct Past {
     live: PerTable<Vec<Planned>>,
     pub queries: Arc<Queries>,
     busy: AtomicUsize,
+    history_batching: Batching,
+    pub energy_batching: Batching,
 }
 
 /// One of the `MAX_CONCURRENT` places, held until dropped.
@@ -65,6 +67,8 @@ impl Past {
             live: PerTable::new(|kind| cycle::plan(&queries, &[kind], Measure::Live, 0)),
             queries,
             busy: AtomicUsize::new(0),
+            history_batching: Batching::default(),
+            energy_batching: Batching::default(),
         }
     }
 
@@ -134,7 +138,14 @@ impl Export<'_> {
     fn chunk(&mut self, steps: Steps) -> Result<Vec<String>, QueryError> {
         let past = self.past;
         let plan = past.live.get(self.kind);
-        let outcome = cycle::evaluate(&*past.source, &past.names, plan, steps, &past.namespace)?;
+        let outcome = cycle::evaluate(
+            &*past.source,
+            &past.names,
+            plan,
+            steps,
+            &past.namespace,
+            &past.history_batching,
+        )?;
         for c in &outcome.columns {
             if let Some(Err(e)) = &c.outcome
                 && !self.warned.contains(&c.column)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
-use crate::cycle::{self, Outcome, Planned, Steps, render};
+use crate::cycle::{self, Batching, Outcome, Planned, Steps, render};
 use crate::format::{Millis, now_ms};
 use crate::identity::NodeNames;
 use crate::prometheus::{QueryError, QuerySource};
@@ -34,6 +34,7 @@ pub struct Poller {
     names: Arc<Mutex<NodeNames>>,
     namespace: String,
     plan: Vec<Planned>,
+    batching: Batching,
     warned_duplicates: HashSet<(TableKind, usize, String)>,
     failures: FailureLog,
 }
@@ -53,6 +54,7 @@ impl Poller {
             names,
             namespace: namespace.to_string(),
             plan: cycle::plan(queries, &TableKind::ALL, Measure::Live, 0),
+            batching: Batching::default(),
             warned_duplicates: HashSet::new(),
             failures: FailureLog::default(),
         }
@@ -76,6 +78,7 @@ impl Poller {
             &self.plan,
             Steps::at(observation),
             &self.namespace,
+            &self.batching,
         )?;
         self.log_outcome(&outcome);
         let stamp = render::Stamp {

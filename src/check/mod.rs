@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{Config, ConfigError, EXIT_CONFIG, NamespaceSource};
-use crate::cycle::{self, Outcome, Steps};
+use crate::cycle::{self, Batching, Outcome, Steps};
 use crate::format::{Millis, format_time, now_ms};
 use crate::identity::NodeNames;
 use crate::poller::{CycleRows, Poller, grid_floor};
@@ -201,10 +201,18 @@ fn past_sections(
         &plan,
         Steps::range(step, interval, 1),
         &config.namespace,
+        &Batching::default(),
     );
     let span = config.window.as_millis() as Millis;
     let plan = cycle::plan(queries, &TableKind::ALL, Measure::Energy, span);
-    let energy = cycle::evaluate(source, names, &plan, Steps::at(now), &config.namespace);
+    let energy = cycle::evaluate(
+        source,
+        names,
+        &plan,
+        Steps::at(now),
+        &config.namespace,
+        &Batching::default(),
+    );
     section(
         &format!(
             "history: one query_range step at {} (as /nodes?start=…)",

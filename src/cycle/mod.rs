@@ -13,6 +13,7 @@ pub mod render;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::format::Millis;
@@ -180,10 +181,11 @@ pub fn evaluate(
     plan: &[Planned],
     steps: Steps,
     namespace: &str,
+    batching: &Batching,
 ) -> Result<Outcome, QueryError> {
     let widths = PerTable::new(|table| plan.iter().filter(|p| p.table == table).count());
     let mut fold = Fold::new(steps, namespace, widths);
-    let columns = run_queries(source, plan, steps, &mut fold)?;
+    let columns = run_queries(source, plan, steps, &mut fold, batching)?;
     let mapping_errors = map_addresses(source, names, &fold, steps.last());
     let names = names.lock().unwrap_or_else(|p| p.into_inner());
     let unmapped: BTreeSet<String> = fold
@@ -201,51 +203,189 @@ pub fn evaluate(
     })
 }
 
-/// Runs every planned query, folding each answer before the next query is sent.
-pub fn run_queries(
-    source: &dyn QuerySource,
-    plan: &[Planned],
-    steps: Steps,
-    fold: &mut Fold,
-) -> Result<Vec<ColumnOutcome>, QueryError> {
-    let mut columns = Vec::with_capacity(plan.len());
-    let mut first_error = None;
-    let mut any_success = false;
-    let mut timeouts = 0;
-    for planned in plan {
-        let outcome = planned.promql.as_ref().map(|promql| {
-            let answer = source.query(promql, steps.eval(), &mut |series| {
-                fold.add(planned.table, planned.column, series)
-            });
-            if answer.is_err() {
-                fold.discard(planned.table, planned.column);
-            }
-            answer
-        });
+/// Label that tags each series of a combined query with its column.
+pub const COLUMN_LABEL: &str = "prometheus_agent_column";
+/// Longest combined query sent; longer ones go column by column (it travels in the URL).
+const COMBINED_MAX: usize = 8 * 1024;
+
+/// Whether each table's columns are asked in one combined query (fewer round trips for the
+/// agent and Prometheus alike). Switched off for a table, for good, the first time a combined
+/// query fails: the columns are then asked one by one, and a failing one empties only itself.
+pub struct Batching(PerTable<AtomicBool>);
+
+impl Default for Batching {
+    fn default() -> Self {
+        Batching(PerTable::new(|_| AtomicBool::new(true)))
+    }
+}
+
+impl Batching {
+    /// Every column asked by itself.
+    pub fn one_by_one() -> Batching {
+        Batching(PerTable::new(|_| AtomicBool::new(false)))
+    }
+
+    fn enabled(&self, table: TableKind) -> bool {
+        self.0.get(table).load(Ordering::Relaxed)
+    }
+
+    fn switch_off(&self, table: TableKind, why: &QueryError) {
+        if self.0.get(table).swap(false, Ordering::Relaxed) {
+            log::info!(
+                "asking the {} columns one by one from now on: their combined query failed ({why})",
+                table.name()
+            );
+        }
+    }
+}
+
+/// What the queries of a cycle gave so far, for the failure rules.
+#[derive(Default)]
+struct Tally {
+    columns: Vec<ColumnOutcome>,
+    first_error: Option<QueryError>,
+    any_success: bool,
+    timeouts: usize,
+}
+
+impl Tally {
+    /// Records one column's outcome; an error here fails the whole cycle.
+    fn record(
+        &mut self,
+        planned: &Planned,
+        outcome: Option<Result<usize, QueryError>>,
+    ) -> Result<(), QueryError> {
         match &outcome {
             Some(Err(e)) if e.is_unreachable() => return Err(e.clone()),
             // One heavy query only empties its column; a second timeout means Prometheus is
             // overloaded, and waiting for every query would only add to its load.
-            Some(Err(e)) if e.is_timeout() && timeouts > 0 => return Err(e.clone()),
+            Some(Err(e)) if e.is_timeout() && self.timeouts > 0 => return Err(e.clone()),
             Some(Err(e)) => {
-                timeouts += usize::from(e.is_timeout());
-                first_error.get_or_insert_with(|| e.clone());
+                self.timeouts += usize::from(e.is_timeout());
+                self.first_error.get_or_insert_with(|| e.clone());
             }
-            Some(Ok(_)) => any_success = true,
+            Some(Ok(_)) => self.any_success = true,
             None => {}
         }
-        columns.push(ColumnOutcome {
+        self.columns.push(ColumnOutcome {
             table: planned.table,
             column: planned.column,
             name: planned.name,
             overridden: planned.overridden,
             outcome,
         });
+        Ok(())
     }
-    match first_error {
-        Some(e) if !any_success => Err(e),
-        _ => Ok(columns),
+}
+
+/// Runs every planned query, folding each answer before the next query is sent: a table's
+/// columns in one combined query while `batching` allows, else one by one.
+pub fn run_queries(
+    source: &dyn QuerySource,
+    plan: &[Planned],
+    steps: Steps,
+    fold: &mut Fold,
+    batching: &Batching,
+) -> Result<Vec<ColumnOutcome>, QueryError> {
+    let mut tally = Tally::default();
+    for table in TableKind::ALL {
+        let columns: Vec<&Planned> = plan.iter().filter(|p| p.table == table).collect();
+        if columns.is_empty() {
+            continue;
+        }
+        let combined = batching
+            .enabled(table)
+            .then(|| combined_query(&columns))
+            .flatten();
+        if let Some(promql) = combined {
+            match run_combined(source, &promql, &columns, steps, fold) {
+                Ok(counts) => {
+                    for (planned, count) in columns.iter().zip(counts) {
+                        tally.record(planned, count.map(Ok))?;
+                    }
+                    continue;
+                }
+                Err(e) if e.is_unreachable() => return Err(e),
+                Err(e) => batching.switch_off(table, &e),
+            }
+        }
+        for planned in columns {
+            let outcome = run_one(source, planned, steps, fold);
+            tally.record(planned, outcome)?;
+        }
     }
+    match tally.first_error {
+        Some(e) if !tally.any_success => Err(e),
+        _ => Ok(tally.columns),
+    }
+}
+
+/// One column's query; what it folded is discarded if it fails. `None` when disabled.
+fn run_one(
+    source: &dyn QuerySource,
+    planned: &Planned,
+    steps: Steps,
+    fold: &mut Fold,
+) -> Option<Result<usize, QueryError>> {
+    let promql = planned.promql.as_ref()?;
+    let answer = source.query(promql, steps.eval(), &mut |series| {
+        fold.add(planned.table, planned.column, series)
+    });
+    if answer.is_err() {
+        fold.discard(planned.table, planned.column);
+    }
+    Some(answer)
+}
+
+/// The columns' queries as one, each series tagged with its column; `None` when fewer than
+/// two columns are enabled or the result would be too long.
+fn combined_query(columns: &[&Planned]) -> Option<String> {
+    let parts: Vec<String> = columns
+        .iter()
+        .filter_map(|p| {
+            let promql = p.promql.as_ref()?;
+            Some(format!(
+                r#"label_replace(({promql}), "{COLUMN_LABEL}", "{}", "", "")"#,
+                p.column
+            ))
+        })
+        .collect();
+    let promql = parts.join(" or ");
+    (parts.len() >= 2 && promql.len() <= COMBINED_MAX).then_some(promql)
+}
+
+/// Runs a combined query; the series count of each column (`None` for a disabled one). On
+/// error, nothing of the table's columns stays folded.
+fn run_combined(
+    source: &dyn QuerySource,
+    promql: &str,
+    columns: &[&Planned],
+    steps: Steps,
+    fold: &mut Fold,
+) -> Result<Vec<Option<usize>>, QueryError> {
+    let table = columns[0].table;
+    let mut counts: Vec<Option<usize>> = columns
+        .iter()
+        .map(|p| p.promql.as_ref().map(|_| 0))
+        .collect();
+    let answer = source.query(promql, steps.eval(), &mut |series| {
+        let column = series
+            .labels
+            .get(COLUMN_LABEL)
+            .and_then(|c| c.parse::<usize>().ok());
+        let at = column.and_then(|c| columns.iter().position(|p| p.column == c));
+        if let (Some(column), Some(count)) = (column, at.and_then(|i| counts[i].as_mut())) {
+            *count += 1;
+            fold.add(table, column, series);
+        }
+    });
+    if let Err(e) = answer {
+        for planned in columns {
+            fold.discard(table, planned.column);
+        }
+        return Err(e);
+    }
+    Ok(counts)
 }
 
 /// Asks for the node names of addresses seen for the first time, at time `at`, and caches

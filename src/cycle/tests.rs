@@ -48,7 +48,7 @@ impl Fake {
     }
 }
 
-fn deliver(list: &[Fixed], eval: Eval, sink: &mut dyn FnMut(Series<'_>)) {
+fn deliver(list: &[Fixed], eval: Eval, extra: &[(&str, &str)], sink: &mut dyn FnMut(Series<'_>)) {
     let times: Vec<Millis> = match eval {
         Eval::At(t) => vec![t],
         Eval::Range { start, end, step } => (0..)
@@ -57,13 +57,37 @@ fn deliver(list: &[Fixed], eval: Eval, sink: &mut dyn FnMut(Series<'_>)) {
             .collect(),
     };
     for fixed in list {
-        let labels = Labels::from_pairs(&fixed.labels);
+        let mut pairs = fixed.labels.clone();
+        pairs.extend_from_slice(extra);
+        let labels = Labels::from_pairs(&pairs);
         let points: Vec<(Millis, f64)> = times.iter().map(|t| (*t, fixed.value)).collect();
         sink(Series {
             labels: &labels,
             points: &points,
         });
     }
+}
+
+impl Fake {
+    fn answer(&self, promql: &str) -> Option<&Answer> {
+        self.answers
+            .iter()
+            .find(|(needle, _)| promql.contains(needle))
+            .map(|(_, a)| a)
+    }
+}
+
+/// The parts of a combined query, as `combined_query` writes them: (column, query).
+fn combined_parts(promql: &str) -> Option<Vec<(&str, &str)>> {
+    let tag = format!(r#"), "{COLUMN_LABEL}", ""#);
+    promql
+        .strip_prefix("label_replace((")?
+        .split(" or label_replace((")
+        .map(|part| {
+            let (query, rest) = part.split_once(tag.as_str())?;
+            Some((rest.split('"').next()?, query))
+        })
+        .collect()
 }
 
 impl QuerySource for Fake {
@@ -74,22 +98,35 @@ impl QuerySource for Fake {
         sink: &mut dyn FnMut(Series<'_>),
     ) -> Result<usize, QueryError> {
         self.asked.borrow_mut().push((promql.to_string(), eval));
-        let answer = self
-            .answers
-            .iter()
-            .find(|(needle, _)| promql.contains(needle));
-        match answer.map(|(_, a)| a) {
-            None => Ok(0),
-            Some(Answer::Series(list)) => {
-                deliver(list, eval, sink);
-                Ok(list.len())
-            }
-            Some(Answer::Fail(e)) => Err(e.clone()),
-            Some(Answer::Partial(list, e)) => {
-                deliver(list, eval, sink);
-                Err(e.clone())
+        let Some(parts) = combined_parts(promql) else {
+            return match self.answer(promql) {
+                None => Ok(0),
+                Some(Answer::Series(list)) => {
+                    deliver(list, eval, &[], sink);
+                    Ok(list.len())
+                }
+                Some(Answer::Fail(e)) => Err(e.clone()),
+                Some(Answer::Partial(list, e)) => {
+                    deliver(list, eval, &[], sink);
+                    Err(e.clone())
+                }
+            };
+        };
+        // Like Prometheus, a combined query fails as a whole, before any series.
+        let mut answers = Vec::new();
+        for (column, part) in parts {
+            match self.answer(part) {
+                None => {}
+                Some(Answer::Series(list)) => answers.push((column, list)),
+                Some(Answer::Fail(e) | Answer::Partial(_, e)) => return Err(e.clone()),
             }
         }
+        let mut n = 0;
+        for (column, list) in answers {
+            deliver(list, eval, &[(COLUMN_LABEL, column)], sink);
+            n += list.len();
+        }
+        Ok(n)
     }
 }
 
@@ -115,8 +152,16 @@ fn plan() -> Vec<Planned> {
 
 const NS: &str = "exp";
 
+/// Column by column, as the failure rules are stated.
 fn evaluate_at(fake: &Fake, names: &Mutex<NodeNames>) -> Result<Outcome, QueryError> {
-    evaluate(fake, names, &plan(), Steps::at(60_000), NS)
+    evaluate(
+        fake,
+        names,
+        &plan(),
+        Steps::at(60_000),
+        NS,
+        &Batching::one_by_one(),
+    )
 }
 
 fn rows(outcome: &Outcome, table: TableKind) -> Vec<(String, String, Vec<Option<f64>>)> {
@@ -360,6 +405,7 @@ fn a_disabled_column_sends_no_query() {
         &plan,
         Steps::at(0),
         NS,
+        &Batching::one_by_one(),
     )
     .unwrap();
     assert_eq!(outcome.columns[1].outcome, None);
@@ -419,7 +465,15 @@ fn range_points_land_on_their_steps() {
             step: 15_000
         }
     );
-    let outcome = evaluate(&fake, &Mutex::new(NodeNames::new()), &plan(), steps, NS).unwrap();
+    let outcome = evaluate(
+        &fake,
+        &Mutex::new(NodeNames::new()),
+        &plan(),
+        steps,
+        NS,
+        &Batching::default(),
+    )
+    .unwrap();
     assert_eq!(outcome.rows.nodes.len(), 3);
     for step in &outcome.rows.nodes {
         assert_eq!(step[0].values, [Some(1.5), None]);
@@ -454,4 +508,87 @@ fn plans_fill_energy_spans_and_keep_column_order() {
 
 fn plan_for(queries: &Queries, measure: Measure) -> Vec<Planned> {
     crate::cycle::plan(queries, &TableKind::ALL, measure, 0)
+}
+
+#[test]
+fn combined_queries_ask_each_table_once_with_the_same_rows() {
+    let answers = || {
+        vec![
+            (
+                "n0",
+                Answer::Series(vec![
+                    series(&[("node", "w2")], 2.0),
+                    series(&[("node", "w1")], 1.0),
+                ]),
+            ),
+            (
+                "n1",
+                Answer::Series(vec![series(&[("instance", "192.0.2.1:9100")], 3.0)]),
+            ),
+            (
+                "p0",
+                Answer::Series(vec![series(&[("pod", "a"), ("node", "w1")], 4.0)]),
+            ),
+            (
+                "p1",
+                Answer::Series(vec![series(&[("pod", "a")], f64::INFINITY)]),
+            ),
+            (
+                "kube_node_info",
+                Answer::Series(vec![series(
+                    &[("internal_ip", "192.0.2.1"), ("node", "w1")],
+                    1.0,
+                )]),
+            ),
+        ]
+    };
+    let combined = Fake::new(answers());
+    let batching = Batching::default();
+    let names = Mutex::new(NodeNames::new());
+    let together = evaluate(&combined, &names, &plan(), Steps::at(60_000), NS, &batching).unwrap();
+    let apart = evaluate_at(&Fake::new(answers()), &Mutex::new(NodeNames::new())).unwrap();
+    for table in TableKind::ALL {
+        assert_eq!(rows(&together, table), rows(&apart, table), "{table:?}");
+    }
+    assert_eq!(together.columns, apart.columns);
+    let asked = combined.asked.borrow();
+    let data: Vec<&String> = asked
+        .iter()
+        .map(|(q, _)| q)
+        .filter(|q| !q.contains("_info"))
+        .collect();
+    assert_eq!(data.len(), 2, "{data:?}");
+    assert!(data[0].contains("n0") && data[0].contains("n1") && data[0].contains(COLUMN_LABEL));
+}
+
+#[test]
+fn a_failing_combined_query_falls_back_to_columns_for_good() {
+    let fake = Fake::new(vec![
+        ("n0", Answer::Fail(api_error())),
+        ("n1", Answer::Series(vec![series(&[("node", "w1")], 1.0)])),
+        ("p0", Answer::Series(vec![series(&[("pod", "a")], 2.0)])),
+    ]);
+    let batching = Batching::default();
+    let names = Mutex::new(NodeNames::new());
+    let run = || evaluate(&fake, &names, &plan(), Steps::at(0), NS, &batching).unwrap();
+    let outcome = run();
+    // The failing column alone is empty, exactly as when asked column by column.
+    assert_eq!(outcome.columns[0].outcome, Some(Err(api_error())));
+    assert_eq!(
+        rows(&outcome, TableKind::Nodes),
+        [("w1".into(), "".into(), vec![None, Some(1.0)])]
+    );
+    assert_eq!(
+        rows(&outcome, TableKind::Pods),
+        [("a".into(), "".into(), vec![Some(2.0), None])]
+    );
+    // Asked: nodes combined (failed), n0, n1, pods combined. Then nodes one by one for good.
+    assert_eq!(fake.asked.borrow().len(), 4);
+    run();
+    let asked = fake.asked.borrow();
+    let second: Vec<bool> = asked[4..]
+        .iter()
+        .map(|(q, _)| q.contains(COLUMN_LABEL))
+        .collect();
+    assert_eq!(second, [false, false, true]);
 }

@@ -15,7 +15,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use crate::format::Millis;
 
 /// Labels the agent reads; all others are skipped unread.
-pub const KEPT_LABELS: [&str; 14] = [
+pub const KEPT_LABELS: [&str; 15] = [
     "node",
     "node_name",
     "kubernetes_node_name",
@@ -30,6 +30,8 @@ pub const KEPT_LABELS: [&str; 14] = [
     "namespace",
     "internal_ip",
     "pod_ip",
+    // The column of a combined query's series (cycle::COLUMN_LABEL).
+    "prometheus_agent_column",
 ];
 
 /// The kept labels of one series.
