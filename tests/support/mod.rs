@@ -6,6 +6,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod backfill;
+pub mod backfilled;
 pub mod energy;
 pub mod engine;
 pub mod exporter;
