@@ -11,7 +11,9 @@
 # STEPS steps of STEP seconds with curl while the agent's VmRSS is sampled every 20 ms.
 # Reported per export: idle and peak RSS (and VmHWM, the lifetime high-water mark), total
 # time, time per 1,000 steps, bytes, rows and distinct steps, and the CPU seconds the agent
-# and Prometheus spent on it.
+# and Prometheus spent on it. The second table's "idle" is the RSS after the first export.
+# The agent inherits the environment: QUERIES_FILE, for instance, can make tables wider or
+# longer (more rows per step means fewer steps per chunk, up to 20,000 rows per chunk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
