@@ -24,7 +24,7 @@ use crate::schema::{Measure, PerTable, TableKind, header};
 /// Most steps asked for in one range query (Prometheus refuses more than 11,000 points).
 pub const MAX_CHUNK_STEPS: usize = 1_000;
 /// Rows one chunk may hold, whatever the cluster's size.
-const CHUNK_ROWS: usize = 20_000;
+const CHUNK_ROWS: usize = 5_000;
 /// Steps newer than this are asked with instant queries: VictoriaMetrics fills the last 30 s
 /// of a range answer with older points (docs/engines.md).
 const RECENT: Millis = 60_000;
@@ -323,7 +323,7 @@ mod tests {
         assert_eq!(instants[59].eval(), Eval::At(now));
         // A large table gets smaller chunks.
         let export = past.export(TableKind::Pods, span, 2_000);
-        assert_eq!(export.next_steps(now).map(|s| s.count()), Some(10));
+        assert_eq!(export.next_steps(now).map(|s| s.count()), Some(2));
     }
 
     #[test]

@@ -1388,6 +1388,12 @@ pub struct Exporter {
 impl Exporter {
     /// Serves `scenario` on `listen` (e.g. `127.0.0.1:0`) from a background thread.
     pub fn start(listen: &str, scenario: Scenario) -> Result<Exporter, String> {
+        Exporter::start_at(listen, scenario, now_ms())
+    }
+
+    /// Serves `scenario` with counters that started growing at `t0_ms`, which may be in the
+    /// past: the continuation of a backfilled history (`backfill.rs`).
+    pub fn start_at(listen: &str, scenario: Scenario, t0_ms: i64) -> Result<Exporter, String> {
         let server = tiny_http::Server::http(listen).map_err(|e| format!("bind {listen}: {e}"))?;
         let addr = server
             .server_addr()
@@ -1404,7 +1410,6 @@ impl Exporter {
             scenario.pods.len(),
             exposition.len()
         );
-        let t0_ms = now_ms();
         let thread = {
             let (server, stop, scrapes) = (server.clone(), stop.clone(), scrapes.clone());
             std::thread::Builder::new()

@@ -7,6 +7,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod backfill;
+pub mod backfilled;
 pub mod browser;
 pub mod energy;
 pub mod engine;

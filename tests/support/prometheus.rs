@@ -120,6 +120,16 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn start(targets: &[SocketAddr]) -> Prometheus {
+        Prometheus::launch(targets, None, "1h")
+    }
+
+    /// On an existing TSDB directory (e.g. blocks written by `promtool`, `backfill.rs`),
+    /// keeping `retention` (e.g. `2d`) of it.
+    pub fn start_on_data(targets: &[SocketAddr], data: &Path, retention: &str) -> Prometheus {
+        Prometheus::launch(targets, Some(data), retention)
+    }
+
+    fn launch(targets: &[SocketAddr], data: Option<&Path>, retention: &str) -> Prometheus {
         let binary = prometheus_binary();
         let dir = TempDir::new("prometheus");
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
@@ -137,14 +147,12 @@ impl Prometheus {
         let log = dir.path().join("prometheus.log");
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
+        let data = data.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
         let child = Command::new(&binary)
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--storage.tsdb.retention.time=1h")
+            .arg(format!("--storage.tsdb.retention.time={retention}"))
             .arg("--log.level=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
