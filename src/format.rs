@@ -89,13 +89,39 @@ pub fn format_seconds(ms: Millis) -> String {
 
 /// One CSV record (RFC 4180 quoting where needed) ending in `\n`.
 pub fn csv_line<S: AsRef<[u8]>>(fields: &[S]) -> String {
-    let mut writer = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::with_capacity(16 * fields.len()));
-    // Writing to a Vec cannot fail.
-    let _ = writer.write_record(fields);
-    let bytes = writer.into_inner().unwrap_or_default();
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    let mut lines = CsvLines::new();
+    lines.push(fields)
+}
+
+/// Renders many CSV records with one writer (a writer allocates and zeroes its buffer).
+pub struct CsvLines {
+    writer: csv::Writer<Vec<u8>>,
+}
+
+impl Default for CsvLines {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CsvLines {
+    pub fn new() -> CsvLines {
+        CsvLines {
+            writer: csv::WriterBuilder::new()
+                .terminator(csv::Terminator::Any(b'\n'))
+                .buffer_capacity(1024)
+                .from_writer(Vec::with_capacity(256)),
+        }
+    }
+
+    /// The record of `fields`, ending in `\n` (the writer keeps every record: one per batch).
+    pub fn push<S: AsRef<[u8]>>(&mut self, fields: &[S]) -> String {
+        let start = self.writer.get_ref().len();
+        // Writing to a Vec cannot fail.
+        let _ = self.writer.write_record(fields);
+        let _ = self.writer.flush();
+        String::from_utf8_lossy(&self.writer.get_ref()[start..]).into_owned()
+    }
 }
 
 #[cfg(test)]

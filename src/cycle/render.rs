@@ -4,7 +4,7 @@
 //! live row of the same observation time, byte for byte, except for `collection_time`.
 
 use crate::cycle::fold::RowValues;
-use crate::format::{Millis, csv_line, format_seconds, format_time, format_value};
+use crate::format::{CsvLines, Millis, format_seconds, format_time, format_value};
 use crate::schema::TableKind;
 
 /// The times a measurement row carries.
@@ -25,6 +25,7 @@ pub fn measurement_lines(
 ) -> Vec<String> {
     let collection = format_time(stamp.collection);
     let observation = format_time(stamp.observation);
+    let mut csv = CsvLines::new();
     rows.iter()
         .map(|row| {
             let mut fields: Vec<String> = match kind {
@@ -38,7 +39,7 @@ pub fn measurement_lines(
                 ],
             };
             fields.extend(row.values.iter().map(|v| format_value(*v)));
-            csv_line(&fields)
+            csv.push(&fields)
         })
         .collect()
 }
@@ -56,6 +57,7 @@ pub fn energy_lines(
         format_time(end),
         format_seconds(end - start),
     ];
+    let mut csv = CsvLines::new();
     rows.iter()
         .map(|row| {
             let mut fields: Vec<String> = match kind {
@@ -64,7 +66,7 @@ pub fn energy_lines(
             };
             fields.extend(span.iter().cloned());
             fields.extend(row.values.iter().map(|v| format_value(*v)));
-            csv_line(&fields)
+            csv.push(&fields)
         })
         .collect()
 }

@@ -89,6 +89,10 @@ impl fmt::Display for Labels {
 }
 
 fn kept_index(name: &str) -> Option<usize> {
+    // Most label names are not kept: rule them out by length before comparing.
+    if !(3..=23).contains(&name.len()) {
+        return None;
+    }
     KEPT_LABELS.iter().position(|kept| *kept == name)
 }
 
