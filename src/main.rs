@@ -1,10 +1,8 @@
 //! Wiring: configuration, the poller thread, the HTTP thread, signals, and an orderly stop.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use log::info;
@@ -72,9 +70,8 @@ struct Running {
     signals: Signals,
     tables: PerTable<Arc<Table>>,
     streams: Arc<Streams>,
-    shutdown: Arc<AtomicBool>,
     stop_poller: Sender<()>,
-    http: JoinHandle<()>,
+    http: server::Http,
 }
 
 /// Reads the configuration and starts the HTTP and poller threads; the exit code on failure.
@@ -93,7 +90,6 @@ fn start() -> Result<Running, ExitCode> {
     let tables = PerTable::new(|kind| Arc::new(Table::new(kind, config.buffer_size)));
     let status = Arc::new(Status::new(config.update_interval));
     let streams = Streams::new(config.max_streams);
-    let shutdown = Arc::new(AtomicBool::new(false));
     let app = Arc::new(App {
         tables: tables.clone(),
         status: Arc::clone(&status),
@@ -107,7 +103,7 @@ fn start() -> Result<Running, ExitCode> {
         buffer_size: config.buffer_size,
         interval_ms: config.update_interval.as_millis() as i64,
     });
-    let (_, http) = server::start(config.listen_addr, config.http, app, Arc::clone(&shutdown))
+    let http = server::start(config.listen_addr, config.http, app)
         .map_err(|e| fail(&format!("{e} (check LISTEN_ADDR / PORT)")))?;
     let (stop_poller, stopped) = mpsc::channel::<()>();
     let poller = Poller::new(source, names, &queries, &config.namespace);
@@ -121,7 +117,6 @@ fn start() -> Result<Running, ExitCode> {
         signals,
         tables,
         streams,
-        shutdown,
         stop_poller,
         http,
     })
@@ -162,13 +157,15 @@ impl Running {
     fn wait_and_stop(mut self) -> ExitCode {
         let signal = self.signals.forever().next();
         info!("received signal {signal:?}; shutting down");
-        self.shutdown.store(true, Ordering::SeqCst);
+        self.http.stop();
         drop(self.stop_poller);
         for (_, table) in self.tables.iter() {
             table.close();
         }
         let deadline = Instant::now() + STOP_GRACE;
-        while (!self.http.is_finished() || self.streams.open() > 0) && Instant::now() < deadline {
+        while (!self.http.dispatcher.is_finished() || self.streams.open() > 0)
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(20));
         }
         info!("stopped");

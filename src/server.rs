@@ -11,8 +11,8 @@
 use std::borrow::Cow;
 use std::io::{Cursor, Read};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use log::{error, info, warn};
@@ -35,8 +35,6 @@ use crate::table::{RowFilter, Table};
 const MAX_RESPONDERS: usize = 64;
 /// Stack of a stream thread: it only formats frames (and, resuming, folds history).
 const STREAM_STACK: usize = 256 * 1024;
-/// How often the dispatcher looks at the shutdown flag while idle.
-const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
 
 /// Everything a request may need.
 pub struct App {
@@ -368,43 +366,80 @@ fn bind(addr: SocketAddr, limits: &HttpLimits) -> Result<Server, String> {
     Server::from_listener_with_config(listener, None, connections).map_err(|e| fail(&e))
 }
 
-/// Starts serving; returns the bound address (useful with port 0) and the dispatcher thread.
-pub fn start(
-    addr: SocketAddr,
-    limits: HttpLimits,
-    app: Arc<App>,
+/// The running HTTP server, as `main` sees it.
+pub struct Http {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    pub dispatcher: std::thread::JoinHandle<()>,
+    /// The server the dispatcher waits on (replaced when it listens again).
+    current: Arc<Mutex<Arc<Server>>>,
     shutdown: Arc<AtomicBool>,
-) -> Result<(SocketAddr, std::thread::JoinHandle<()>), String> {
+}
+
+impl Http {
+    /// Stops taking requests: the dispatcher, blocked waiting for one, is woken to exit.
+    pub fn stop(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        lock(&self.current).unblock();
+    }
+}
+
+fn lock(current: &Mutex<Arc<Server>>) -> Arc<Server> {
+    Arc::clone(&current.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Starts serving.
+pub fn start(addr: SocketAddr, limits: HttpLimits, app: Arc<App>) -> Result<Http, String> {
     let server = bind(addr, &limits)?;
     let bound = server
         .server_addr()
         .to_ip()
         .ok_or_else(|| format!("cannot listen on {addr}: not an IP listener"))?;
     info!("serving on http://{bound}");
-    let handle = std::thread::Builder::new()
+    let current = Arc::new(Mutex::new(Arc::new(server)));
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let listening = Listening {
+        addr: bound,
+        limits,
+        current: Arc::clone(&current),
+        shutdown: Arc::clone(&shutdown),
+    };
+    let dispatcher = std::thread::Builder::new()
         .name("http".into())
-        .spawn(move || dispatch(server, bound, limits, app, shutdown))
+        .spawn(move || dispatch(listening, app))
         .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
-    Ok((bound, handle))
+    Ok(Http {
+        addr: bound,
+        dispatcher,
+        current,
+        shutdown,
+    })
 }
 
-fn dispatch(
-    mut server: Server,
+/// What the dispatcher needs to listen, and to listen again.
+struct Listening {
     addr: SocketAddr,
     limits: HttpLimits,
-    app: Arc<App>,
+    current: Arc<Mutex<Arc<Server>>>,
     shutdown: Arc<AtomicBool>,
-) {
+}
+
+/// Waits for requests (blocked, not polling: an idle agent does not wake up) and hands each
+/// to a responder.
+fn dispatch(listening: Listening, app: Arc<App>) {
     let responders = Responders::new(MAX_RESPONDERS, serve);
-    while !shutdown.load(Ordering::SeqCst) {
-        let request = match server.recv_timeout(SHUTDOWN_POLL) {
-            Ok(Some(request)) => request,
-            Ok(None) => continue,
+    loop {
+        let server = lock(&listening.current);
+        let request = match server.recv() {
+            Ok(request) => request,
+            Err(_) if listening.shutdown.load(Ordering::SeqCst) => return,
             Err(e) => {
                 error!("HTTP accept loop ended ({e}); listening again");
                 drop(server);
-                match rebind(addr, &limits, &shutdown) {
-                    Some(s) => server = s,
+                match rebind(listening.addr, &listening.limits, &listening.shutdown) {
+                    Some(s) => {
+                        *listening.current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(s)
+                    }
                     None => return,
                 }
                 continue;
