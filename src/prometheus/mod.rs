@@ -93,6 +93,8 @@ pub struct Client {
 
 /// Buffer size of a connection, each way.
 const IO_BUFFER: usize = 16 * 1024;
+/// Parameters longer than this are sent as a form body (POST) rather than in the URL.
+const LONG_QUERY: usize = 2 * 1024;
 /// Encoded queries remembered (live, energy and a few address-mapping queries).
 const ENCODED_KEPT: usize = 64;
 
@@ -168,32 +170,41 @@ impl Client {
         text
     }
 
-    fn request(
-        &self,
-        eval: Eval,
-        promql: &str,
-    ) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+    /// The API path and its parameters (`query=…&time=…`), encoded.
+    fn parameters(&self, eval: Eval, promql: &str) -> (&'static str, String) {
         let query = self.encoded_query(promql);
         // `nocache=1`: VictoriaMetrics otherwise answers a time less than 30 s old with older
         // data and shifts range steps for its cache (docs/engines.md); Prometheus ignores it.
-        let url = match eval {
-            Eval::At(t) => format!(
-                "{}/api/v1/query?{query}&time={}&nocache=1",
-                self.base,
-                format_time_param(t)
+        match eval {
+            Eval::At(t) => (
+                "/api/v1/query",
+                format!("{query}&time={}&nocache=1", format_time_param(t)),
             ),
-            Eval::Range { start, end, step } => format!(
-                "{}/api/v1/query_range?{query}&start={}&end={}&step={}&nocache=1",
-                self.base,
-                format_time_param(start),
-                format_time_param(end),
-                format_time_param(step)
+            Eval::Range { start, end, step } => (
+                "/api/v1/query_range",
+                format!(
+                    "{query}&start={}&end={}&step={}&nocache=1",
+                    format_time_param(start),
+                    format_time_param(end),
+                    format_time_param(step)
+                ),
             ),
-        };
-        let request = self.agent.get(url);
-        self.headers.iter().fold(request, |request, (name, value)| {
+        }
+    }
+
+    /// Extra headers and the bearer token on any request.
+    fn decorate<B>(
+        &self,
+        request: ureq::RequestBuilder<B>,
+        token: Option<&str>,
+    ) -> ureq::RequestBuilder<B> {
+        let request = self.headers.iter().fold(request, |request, (name, value)| {
             request.header(name.as_str(), value.as_str())
-        })
+        });
+        match token {
+            Some(token) => request.header("Authorization", format!("Bearer {token}")),
+            None => request,
+        }
     }
 }
 
@@ -217,12 +228,25 @@ impl QuerySource for Client {
         eval: Eval,
         sink: &mut dyn FnMut(Series<'_>),
     ) -> Result<usize, QueryError> {
-        let mut request = self.request(eval, promql);
-        if let Some(token) = &self.token {
-            let token = token.token().map_err(QueryError::Transport)?;
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        let response = request.call().map_err(|e| match e {
+        let token = match &self.token {
+            Some(file) => Some(file.token().map_err(QueryError::Transport)?),
+            None => None,
+        };
+        let (path, parameters) = self.parameters(eval, promql);
+        // Long queries (a table's columns combined) go in a form body: the API takes both, and
+        // a URL of several kilobytes costs more to build and parse on both sides.
+        let sent = if parameters.len() > LONG_QUERY {
+            let request = self
+                .agent
+                .post(format!("{}{path}", self.base))
+                .header("Content-Type", "application/x-www-form-urlencoded");
+            self.decorate(request, token.as_deref())
+                .send(parameters.as_bytes())
+        } else {
+            let request = self.agent.get(format!("{}{path}?{parameters}", self.base));
+            self.decorate(request, token.as_deref()).call()
+        };
+        let response = sent.map_err(|e| match e {
             ureq::Error::Timeout(_) => QueryError::Timeout(e.to_string()),
             _ => QueryError::Transport(e.to_string()),
         })?;
