@@ -1,4 +1,4 @@
-//! The live page for browsers (SPEC §5c): one HTML file and the vendored chart library,
+//! The live page for browsers (README, "The live page"): one HTML file and the vendored chart library,
 //! compiled into the binary. The page itself only uses the public API (streams, tables,
 //! energy, readiness) through relative URLs, so it works behind any port-forward.
 

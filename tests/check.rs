@@ -1,4 +1,4 @@
-//! `prometheus-agent check` (SPEC §6) against real Prometheus servers: unreachable, empty
+//! `prometheus-agent check` (README, "Troubleshooting") against real Prometheus servers: unreachable, empty
 //! (no exporter at all), scraping the synthetic cluster of tests/support/exporter.rs under
 //! both label conventions, and scraping a bare exporter whose series need hints (an address
 //! that no mapping series names, Scaphandre without `--containers`).

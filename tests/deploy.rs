@@ -1,7 +1,7 @@
 //! The deployment's wiring, checked on the manifests exactly as Kubernetes would receive
 //! them: `kubectl kustomize` renders kustomization.yaml, and the rendered objects are checked
 //! against each other and against the agent binary itself (its `--help`, its routes, its
-//! configuration parser). SPEC §8.
+//! configuration parser); README, "Deployment".
 //!
 //! Needs `kubectl` (with its built-in kustomize; any version since 1.14), no cluster. The
 //! project has no YAML parser, so the rendered YAML is turned into JSON by kubectl too:

@@ -37,7 +37,7 @@ const LATENCY_OFFSET_MS: i64 = 30_000;
 /// `rate(x[w]) * {ws}`, `{ws}` being the window in seconds.
 const NETWORK_USAGE_BY_RATE: &str = r#"sum by (node, instance) (rate(node_network_receive_bytes_total{device!~"{phys}"}[{w}]) + rate(node_network_transmit_bytes_total{device!~"{phys}"}[{w}])) * {ws}"#;
 
-/// SPEC §3's node queries with the recommended `network_usage`, for a window of
+/// The default node queries with the recommended `network_usage`, for a window of
 /// `window_secs` seconds.
 fn recommended_node_queries(window_secs: &str) -> Vec<(&'static str, String)> {
     NODE_QUERIES
@@ -160,7 +160,7 @@ fn header(columns: &[&str]) -> Vec<String> {
     columns.iter().map(|c| c.to_string()).collect()
 }
 
-/// SPEC §3's defaults, with `network_usage` as `rate(x[w]) * {ws}`, give the
+/// The default queries, with `network_usage` as `rate(x[w]) * {ws}`, give the
 /// truth on both engines, and on Prometheus the very same rows as the current
 /// `increase` form. On VictoriaMetrics, `increase(x[w])` is the growth from the
 /// last sample before the window to the last one inside it, not the growth
@@ -593,7 +593,7 @@ fn query_range_steps_and_recent_points(engines: &Engines) {
     }
 }
 
-/// Energy over long windows (SPEC §5b): `rate(c[N]) * N` and
+/// Energy over long windows (README, "Energy per run"): `rate(c[N]) * N` and
 /// `avg_over_time(g[N]) * N` give the truth on both engines; `increase(c[N])`
 /// does on Prometheus and, on VictoriaMetrics, is off by at most one scrape
 /// interval's worth. For a series that began inside the window, `rate * N`

@@ -1,4 +1,4 @@
-//! The live page (SPEC §5c) in a real headless Chromium, against the agent, a real Prometheus
+//! The live page (README, "The live page") in a real headless Chromium, against the agent, a real Prometheus
 //! and the synthetic exporter. The page is opened through a TCP forwarder on another port, as
 //! through `kubectl port-forward`, and read back through `window.agentPage` and its DOM:
 //! one series per node and pod named as in the CSV, every plotted point equal to the CSV row

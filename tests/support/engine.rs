@@ -140,7 +140,7 @@ impl Server {
     }
 }
 
-/// Anything that answers instant queries: lets SPEC §3's queries be evaluated on
+/// Anything that answers instant queries: lets the default queries be evaluated on
 /// either engine (`promql::spec_tables`).
 pub trait InstantQuery {
     fn instant(&self, query: &str, time_ms: i64) -> Result<Vec<serde_json::Value>, String>;

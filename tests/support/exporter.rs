@@ -3,7 +3,7 @@
 //! One HTTP endpoint emulates, for a whole small cluster, the series that
 //! node-exporter, cAdvisor, kube-state-metrics, Kepler, Scaphandre and an
 //! IPMI power meter would give Prometheus, under either label convention of
-//! SPEC §4. The same [`Scenario`] also computes the CSV rows the agent must
+//! docs/design.md, "Identity". The same [`Scenario`] also computes the CSV rows the agent must
 //! produce, so the emulation and the truth come from one description and
 //! cannot drift apart. [`Scenario::scaled`] generates a large cluster of the
 //! same kind for the benchmarks.
@@ -29,7 +29,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// its extrapolation at the counter's zero point.
 pub const BASE: f64 = 1e6;
 
-/// Column names of the node table (SPEC §2), in order.
+/// Column names of the node table (docs/design.md, "Tables"), in order.
 pub const NODE_COLUMNS: [&str; 11] = [
     "instance",
     "collection_time",
@@ -44,7 +44,7 @@ pub const NODE_COLUMNS: [&str; 11] = [
     "wattage_auxilary",
 ];
 
-/// Column names of the pod table (SPEC §2), in order.
+/// Column names of the pod table (docs/design.md, "Tables"), in order.
 pub const POD_COLUMNS: [&str; 10] = [
     "instance",
     "collection_time",
@@ -63,7 +63,7 @@ pub const NAMESPACE: &str = "energy-lab";
 /// A namespace whose pods must not show up in the experiment's table.
 pub const OTHER_NAMESPACE: &str = "other-team";
 
-/// The two label conventions of SPEC §4.
+/// The two label conventions of docs/design.md, "Identity".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Convention {
     /// kube-prometheus-stack: ServiceMonitors, addresses in `instance`.
@@ -1247,7 +1247,7 @@ fn scaled_pod(index: usize, namespace: &'static str, name: String, node: &'stati
     }
 }
 
-/// Whether a network device counts as physical (SPEC §3's `{phys}` regex).
+/// Whether a network device counts as physical (the `{phys}` regex of src/queries.rs).
 pub fn is_physical(device: &str) -> bool {
     const VIRTUAL_PREFIXES: [&str; 16] = [
         "veth", "cali", "cilium", "lxc", "flannel", "cni", "docker", "br-", "virbr", "vxlan",

@@ -1,5 +1,6 @@
-//! SPEC §3's default queries, evaluated directly against Prometheus (or any
-//! engine, see `engine::InstantQuery`), with SPEC §4's identity rules applied
+//! The default queries as first specified (with `increase` for the node
+//! `network_usage`), evaluated directly against Prometheus (or any
+//! engine, see `engine::InstantQuery`), with the identity rules of docs/design.md applied
 //! by a small resolver of our own. This checks the scenario and its truth
 //! against real PromQL, independently of the agent.
 
@@ -7,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::engine::InstantQuery;
 
-/// SPEC §3's `{phys}` regex of virtual interfaces.
+/// The `{phys}` regex of virtual interfaces.
 pub const VIRTUAL_INTERFACES: &str = "lo|veth.*|cali.*|cilium.*|lxc.*|flannel.*|cni.*|docker.*|br-.*|virbr.*|vxlan.*|genev.*|tunl.*|kube-.*|weave.*|tun.*|tap.*";
 
 pub const NODE_QUERIES: [(&str, &str); 8] = [
@@ -95,7 +96,7 @@ fn series(result: &[serde_json::Value]) -> Vec<(Labels, f64)> {
         .collect()
 }
 
-/// SPEC §4's node identity: IPs mapped through kube-state-metrics and node-exporter.
+/// The node identity of docs/design.md: IPs mapped through kube-state-metrics and node-exporter.
 struct Resolver {
     ip_to_node: HashMap<String, String>,
 }
@@ -166,7 +167,7 @@ fn format_number(value: f64) -> String {
 }
 
 /// The node and pod tables (header and rows, timestamps left empty) that
-/// SPEC §3's default queries give at `time_ms`. Any row that two series of one
+/// The default queries give at `time_ms`. Any row that two series of one
 /// column resolve to is an error: the scenario must not contain such a case.
 pub fn spec_tables<Q: InstantQuery + ?Sized>(
     prometheus: &Q,
