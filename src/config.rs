@@ -176,100 +176,103 @@ fn get(env: &dyn Env, name: &str) -> Option<String> {
 impl Config {
     /// Reads and validates every variable (README, "Configuration").
     pub fn from_env(env: &dyn Env) -> Result<Config, ConfigError> {
-        let prometheus_url = match get(env, "PROMETHEUS_URL") {
-            Some(v) => parse_url("PROMETHEUS_URL", &v)?,
-            None => match get(env, "PROMETHEUSSERVER") {
-                Some(v) => parse_url("PROMETHEUSSERVER", &v)?,
-                None => "http://localhost:9090".to_string(),
-            },
-        };
-
         let (namespace, namespace_source) = resolve_namespace(env)?;
-
-        let update_interval = match get(env, "UPDATE_INTERVAL") {
-            Some(v) => parse_duration("UPDATE_INTERVAL", &v, true)?,
-            None => Duration::from_secs(15),
-        };
-        if update_interval < Duration::from_millis(100)
-            || update_interval > MAX_DURATION
-            || update_interval.subsec_nanos() % 1_000_000 != 0
-        {
-            return Err(err(
-                "UPDATE_INTERVAL",
-                "must be from 100ms to 24h, in whole milliseconds",
-            ));
-        }
-        let window = match get(env, "WINDOW") {
-            Some(v) => parse_duration("WINDOW", &v, false)?,
-            None => Duration::from_secs(60),
-        };
-        if window < Duration::from_millis(1) || window.subsec_nanos() % 1_000_000 != 0 {
-            return Err(err(
-                "WINDOW",
-                "must be a whole number of milliseconds, at least 1ms",
-            ));
-        }
-
-        let port = match get(env, "PORT") {
-            Some(v) => v
-                .parse::<u16>()
-                .map_err(|_| err("PORT", format!("{v:?} is not a port number (0-65535)")))?,
-            None => 8000,
-        };
-        let listen_addr = match get(env, "LISTEN_ADDR") {
-            Some(v) => parse_listen_addr(&v)?,
-            None => SocketAddr::from(([0, 0, 0, 0], port)),
-        };
-
-        let buffer_size = parse_count(env, "BUFFER_SIZE", 100, 1, 10_000_000)?;
         let max_streams = parse_count(env, "MAX_STREAMS", 32, 0, 10_000)?;
-
-        let queries_file = get(env, "QUERIES_FILE").map(PathBuf::from);
-
-        let prometheus_timeout = match get(env, "PROMETHEUS_TIMEOUT") {
-            Some(v) => parse_duration("PROMETHEUS_TIMEOUT", &v, true)?,
-            None => Duration::from_secs(10),
-        };
-        if prometheus_timeout.is_zero() || prometheus_timeout > MAX_DURATION {
-            return Err(err(
-                "PROMETHEUS_TIMEOUT",
-                "must be greater than zero and at most 24h",
-            ));
-        }
-
-        let bearer_token_file = get(env, "PROMETHEUS_BEARER_TOKEN_FILE").map(PathBuf::from);
-        let ca_file = get(env, "PROMETHEUS_CA_FILE").map(PathBuf::from);
-        let extra_headers = match get(env, "PROMETHEUS_HEADERS") {
-            Some(v) => parse_headers(&v)?,
-            None => Vec::new(),
-        };
-        let max_answer_bytes = match get(env, "PROMETHEUS_MAX_ANSWER_BYTES") {
-            Some(v) => parse_bytes("PROMETHEUS_MAX_ANSWER_BYTES", &v)?,
-            None => 64 << 20,
-        };
-        let max_series = parse_count(env, "PROMETHEUS_MAX_SERIES", 50_000, 1, 100_000_000)?;
-
-        let http = parse_http_limits(env, max_streams)?;
-
         Ok(Config {
-            prometheus_url,
+            prometheus_url: prometheus_url(env)?,
             namespace,
             namespace_source,
-            update_interval,
-            window,
-            listen_addr,
-            buffer_size,
+            update_interval: update_interval(env)?,
+            window: window(env)?,
+            listen_addr: listen_addr(env)?,
+            buffer_size: parse_count(env, "BUFFER_SIZE", 100, 1, 10_000_000)?,
             max_streams,
-            queries_file,
-            prometheus_timeout,
-            bearer_token_file,
-            ca_file,
-            extra_headers,
-            max_answer_bytes,
-            max_series,
-            http,
+            queries_file: get(env, "QUERIES_FILE").map(PathBuf::from),
+            prometheus_timeout: prometheus_timeout(env)?,
+            bearer_token_file: get(env, "PROMETHEUS_BEARER_TOKEN_FILE").map(PathBuf::from),
+            ca_file: get(env, "PROMETHEUS_CA_FILE").map(PathBuf::from),
+            extra_headers: match get(env, "PROMETHEUS_HEADERS") {
+                Some(v) => parse_headers(&v)?,
+                None => Vec::new(),
+            },
+            max_answer_bytes: match get(env, "PROMETHEUS_MAX_ANSWER_BYTES") {
+                Some(v) => parse_bytes("PROMETHEUS_MAX_ANSWER_BYTES", &v)?,
+                None => 64 << 20,
+            },
+            max_series: parse_count(env, "PROMETHEUS_MAX_SERIES", 50_000, 1, 100_000_000)?,
+            http: parse_http_limits(env, max_streams)?,
         })
     }
+}
+
+/// `PROMETHEUS_URL`, else its alias `PROMETHEUSSERVER`, else the default.
+fn prometheus_url(env: &dyn Env) -> Result<String, ConfigError> {
+    match get(env, "PROMETHEUS_URL") {
+        Some(v) => parse_url("PROMETHEUS_URL", &v),
+        None => match get(env, "PROMETHEUSSERVER") {
+            Some(v) => parse_url("PROMETHEUSSERVER", &v),
+            None => Ok("http://localhost:9090".to_string()),
+        },
+    }
+}
+
+fn update_interval(env: &dyn Env) -> Result<Duration, ConfigError> {
+    let interval = match get(env, "UPDATE_INTERVAL") {
+        Some(v) => parse_duration("UPDATE_INTERVAL", &v, true)?,
+        None => Duration::from_secs(15),
+    };
+    if interval < Duration::from_millis(100)
+        || interval > MAX_DURATION
+        || interval.subsec_nanos() % 1_000_000 != 0
+    {
+        return Err(err(
+            "UPDATE_INTERVAL",
+            "must be from 100ms to 24h, in whole milliseconds",
+        ));
+    }
+    Ok(interval)
+}
+
+fn window(env: &dyn Env) -> Result<Duration, ConfigError> {
+    let window = match get(env, "WINDOW") {
+        Some(v) => parse_duration("WINDOW", &v, false)?,
+        None => Duration::from_secs(60),
+    };
+    if window < Duration::from_millis(1) || window.subsec_nanos() % 1_000_000 != 0 {
+        return Err(err(
+            "WINDOW",
+            "must be a whole number of milliseconds, at least 1ms",
+        ));
+    }
+    Ok(window)
+}
+
+/// `LISTEN_ADDR`, else `0.0.0.0:$PORT`.
+fn listen_addr(env: &dyn Env) -> Result<SocketAddr, ConfigError> {
+    let port = match get(env, "PORT") {
+        Some(v) => v
+            .parse::<u16>()
+            .map_err(|_| err("PORT", format!("{v:?} is not a port number (0-65535)")))?,
+        None => 8000,
+    };
+    match get(env, "LISTEN_ADDR") {
+        Some(v) => parse_listen_addr(&v),
+        None => Ok(SocketAddr::from(([0, 0, 0, 0], port))),
+    }
+}
+
+fn prometheus_timeout(env: &dyn Env) -> Result<Duration, ConfigError> {
+    let timeout = match get(env, "PROMETHEUS_TIMEOUT") {
+        Some(v) => parse_duration("PROMETHEUS_TIMEOUT", &v, true)?,
+        None => Duration::from_secs(10),
+    };
+    if timeout.is_zero() || timeout > MAX_DURATION {
+        return Err(err(
+            "PROMETHEUS_TIMEOUT",
+            "must be greater than zero and at most 24h",
+        ));
+    }
+    Ok(timeout)
 }
 
 /// HTTP_MAX_CONNECTIONS, HTTP_HEADER_TIMEOUT, HTTP_IDLE_TIMEOUT.
