@@ -13,7 +13,7 @@ pub mod render;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::format::Millis;
@@ -194,6 +194,7 @@ pub fn evaluate(
         .map(str::to_string)
         .collect();
     let (rows, duplicates) = fold.finish(&names);
+    batching.saw(&rows);
     Ok(Outcome {
         rows,
         columns,
@@ -208,29 +209,54 @@ pub const COLUMN_LABEL: &str = "prometheus_agent_column";
 /// Longest combined query sent; longer ones go column by column (it travels in the URL).
 const COMBINED_MAX: usize = 8 * 1024;
 
-/// Whether each table's columns are asked in one combined query (fewer round trips for the
-/// agent and Prometheus alike). Switched off for a table, for good, the first time a combined
-/// query fails: the columns are then asked one by one, and a failing one empties only itself.
-pub struct Batching(PerTable<AtomicBool>);
+/// Rows per step above which a table's columns are asked one by one: the round trips saved
+/// then matter less to Prometheus than matching every series through `or`.
+const COMBINED_ROWS_MAX: usize = 1_000;
+
+/// Whether each table's columns are asked in one combined query: fewer round trips for the
+/// agent and for Prometheus, which dominate for small tables. Not for tables that had more
+/// than `COMBINED_ROWS_MAX` rows last time. Switched off for a table, for good, the first
+/// time a combined query fails: the columns are then asked one by one, and a failing one
+/// empties only itself.
+pub struct Batching {
+    enabled: PerTable<AtomicBool>,
+    last_rows: PerTable<AtomicUsize>,
+}
 
 impl Default for Batching {
     fn default() -> Self {
-        Batching(PerTable::new(|_| AtomicBool::new(true)))
+        Batching {
+            enabled: PerTable::new(|_| AtomicBool::new(true)),
+            last_rows: PerTable::new(|_| AtomicUsize::new(0)),
+        }
     }
 }
 
 impl Batching {
     /// Every column asked by itself.
     pub fn one_by_one() -> Batching {
-        Batching(PerTable::new(|_| AtomicBool::new(false)))
+        let batching = Batching::default();
+        for table in TableKind::ALL {
+            batching.enabled.get(table).store(false, Ordering::Relaxed);
+        }
+        batching
     }
 
     fn enabled(&self, table: TableKind) -> bool {
-        self.0.get(table).load(Ordering::Relaxed)
+        self.enabled.get(table).load(Ordering::Relaxed)
+            && self.last_rows.get(table).load(Ordering::Relaxed) <= COMBINED_ROWS_MAX
+    }
+
+    /// Remembers how many rows a step of each table had.
+    fn saw(&self, rows: &PerTable<Vec<Vec<RowValues>>>) {
+        for (table, steps) in rows.iter() {
+            let most = steps.iter().map(Vec::len).max().unwrap_or(0);
+            self.last_rows.get(table).store(most, Ordering::Relaxed);
+        }
     }
 
     fn switch_off(&self, table: TableKind, why: &QueryError) {
-        if self.0.get(table).swap(false, Ordering::Relaxed) {
+        if self.enabled.get(table).swap(false, Ordering::Relaxed) {
             log::info!(
                 "asking the {} columns one by one from now on: their combined query failed ({why})",
                 table.name()

@@ -592,3 +592,27 @@ fn a_failing_combined_query_falls_back_to_columns_for_good() {
         .collect();
     assert_eq!(second, [false, false, true]);
 }
+
+#[test]
+fn large_tables_are_asked_column_by_column() {
+    let many: Vec<Fixed> = (0..1_001)
+        .map(|i| Fixed {
+            labels: vec![("pod", Box::leak(format!("pod-{i}").into_boxed_str()))],
+            value: 1.0,
+        })
+        .collect();
+    let fake = Fake::new(vec![("p0", Answer::Series(many))]);
+    let batching = Batching::default();
+    let names = Mutex::new(NodeNames::new());
+    let run = || evaluate(&fake, &names, &plan(), Steps::at(0), NS, &batching).unwrap();
+    run();
+    let first = fake.asked.borrow().len();
+    run();
+    let asked = fake.asked.borrow();
+    let second: Vec<bool> = asked[first..]
+        .iter()
+        .map(|(q, _)| q.contains(COLUMN_LABEL))
+        .collect();
+    // Nodes (no rows) stay combined; 1,001 pods are asked one column at a time.
+    assert_eq!(second, [true, false, false]);
+}
