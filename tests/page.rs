@@ -237,11 +237,21 @@ fn check_plots(browser: &mut Browser, agent: &Agent, truth: &mut Truth, unseen: 
 
 /// The energy panel against `/energy/*` for the same window.
 fn check_energy(browser: &mut Browser, agent: &Agent) {
-    let energy = wait_for(Duration::from_secs(30), || {
-        let e = browser.eval("window.agentPage.energy()").ok()?;
-        (!e["start"].is_null() && !e["pods"]["status"].is_null()).then_some(e)
+    // The figures and the panel's cells (raw value in data-v) read together: the page may
+    // refresh its energy at any time.
+    let snapshot = wait_for(Duration::from_secs(30), || {
+        let e = browser
+            .eval(
+                "({energy: window.agentPage.energy(), cells: Object.fromEntries(['nodes', 'pods'].map(t => \
+                 [t, [...document.querySelectorAll('#energy-' + t + ' tbody tr')].map(tr => \
+                 Object.fromEntries([...tr.cells].map(td => [td.dataset.col, td.dataset.v])))]))})",
+            )
+            .ok()?;
+        let energy = &e["energy"];
+        (!energy["start"].is_null() && !energy["pods"]["status"].is_null()).then_some(e)
     })
     .unwrap_or_else(|| panic!("no energy figures on the page:\n{}", browser.diagnostics()));
+    let energy = &snapshot["energy"];
     let first = series(browser)["node-kepler"].times[0];
     assert_eq!(
         energy["start"].as_str().and_then(parse_rfc3339_ms),
@@ -282,15 +292,10 @@ fn check_energy(browser: &mut Browser, agent: &Agent) {
                 }
             }
         }
-        // And the panel's cells show those values (raw value in data-v).
-        let cells = page_value(
-            browser,
-            &format!(
-                "[...document.querySelectorAll('#energy-{table} tbody tr')].map(tr => \
-                 Object.fromEntries([...tr.cells].map(td => [td.dataset.col, td.dataset.v])))"
-            ),
-        );
-        let cells = cells.as_array().expect("energy table rows");
+        // And the panel's cells show those values.
+        let cells = snapshot["cells"][table]
+            .as_array()
+            .expect("energy table rows");
         assert_eq!(cells.len(), rows.len(), "{table}: rows in the panel");
         for (cell, row) in cells.iter().zip(rows) {
             for (column, v) in cell.as_object().expect("cells") {

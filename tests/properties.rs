@@ -237,9 +237,9 @@ fn reading_an_answer_allocates_the_same_for_20000_or_100000_series() {
         large.len()
     );
     assert!(large_peak < 256 * 1024, "peak {large_peak} bytes");
-    // A small answer is read whole, then parsed: it costs about its size.
+    // A small answer is read whole into one 64 KiB buffer, then parsed.
     let (result, _, peak) = measure(&answer(100));
     assert_eq!(result, Ok(100));
-    assert!(peak < 64 * 1024, "peak {peak} bytes for 100 series");
+    assert!(peak < 96 * 1024, "peak {peak} bytes for 100 series");
     assert_eq!(Labels::default().get("pod"), None);
 }
