@@ -101,7 +101,7 @@ pub fn parse_stream_filter(
     Ok(filter)
 }
 
-/// `size` and `since` (rows collected after T) of a buffer download or stream.
+/// `size` and `since` (rows collected and observed after T) of a buffer download or stream.
 pub fn parse_filter(query: &str, buffer_size: usize) -> Result<RowFilter, String> {
     let found = pairs(query, &["size", "since"])?;
     Ok(RowFilter {

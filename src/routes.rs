@@ -119,7 +119,7 @@ pub fn index() -> String {
         text.push_str(&format!("GET {:<16} {}\n", route.path, route.usage));
     }
     text.push_str(
-        "\nT: RFC 3339 (2026-01-31T12:00:05Z) or Unix seconds; since: rows collected after T;\n\
+        "\nT: RFC 3339 (2026-01-31T12:00:05Z) or Unix seconds; since: rows collected and observed after T;\n\
          S: a duration (15s, 1m) or seconds, default UPDATE_INTERVAL.\n",
     );
     text

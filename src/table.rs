@@ -23,7 +23,7 @@ pub struct Row {
     pub line: Arc<str>,
 }
 
-/// Which buffered rows a client asked for: those collected after `since`, then the last `size`.
+/// Which buffered rows a client asked for: those after `since`, then the last `size`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RowFilter {
     pub size: Option<usize>,
@@ -31,8 +31,12 @@ pub struct RowFilter {
 }
 
 impl RowFilter {
+    /// A row is after `since` when it was collected and observed after it. A resuming client
+    /// passes the `collection_time` of its last row; a restarted agent evaluates that row's
+    /// grid point again, later, and the client must not get that cycle twice.
     pub fn accepts(&self, row: &Row) -> bool {
-        self.since_ms.is_none_or(|since| row.collection_ms > since)
+        self.since_ms
+            .is_none_or(|since| row.collection_ms > since && row.observation_ms > since)
     }
 }
 
@@ -287,7 +291,7 @@ impl Inner {
     }
 }
 
-/// Rows collected after `since`, then the last `size` of those.
+/// Rows after `since`, then the last `size` of those.
 fn select(rows: &VecDeque<Row>, filter: &RowFilter) -> Vec<Row> {
     let passing: Vec<&Row> = rows.iter().filter(|r| filter.accepts(r)).collect();
     let skip = filter
@@ -346,6 +350,23 @@ mod tests {
         // Snapshots are non-destructive.
         assert_eq!(table.len(), 3);
         assert!(table.csv(&RowFilter::default()).ends_with("c\nd\ne\n"));
+    }
+
+    #[test]
+    fn since_excludes_a_grid_point_observed_before_it() {
+        // A restarted agent evaluated the grid point 3000 again and collected it at 3500; the
+        // client's last row, from the agent before, was collected at 3200.
+        let table = Table::new(TableKind::Nodes, 10);
+        table.push(vec![row(3500, "again")]);
+        table.push(vec![row(4100, "new")]);
+        let after = |since| {
+            table.snapshot(&RowFilter {
+                size: None,
+                since_ms: Some(since),
+            })
+        };
+        assert_eq!(lines(&after(3200)), ["new\n"]);
+        assert_eq!(lines(&after(2999)), ["again\n", "new\n"]);
     }
 
     #[test]

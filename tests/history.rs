@@ -395,6 +395,55 @@ fn observation_times_stay_on_the_grid_across_a_restart() {
     );
 }
 
+/// A capture resumed from an agent restarted within one interval: the new agent evaluates the
+/// old agent's last grid point again, and the resumed stream must not repeat that cycle.
+#[test]
+fn a_stream_resumed_across_a_restart_repeats_no_cycle() {
+    const INTERVAL_MS: i64 = 10_000;
+    let stack = Stack::start(Convention::A);
+    // Start just after the next grid point (the stack has data there), so both agents' first
+    // cycles evaluate that point.
+    let into = support::exporter::now_ms() % INTERVAL_MS;
+    std::thread::sleep(Duration::from_millis((INTERVAL_MS - into + 200) as u64));
+    let nodes_of = |agent: &Agent| {
+        wait_for(Duration::from_secs(5), || {
+            let t = table(agent, "/nodes");
+            (!t.rows.is_empty()).then_some(t)
+        })
+        .unwrap_or_else(|| panic!("no rows:\n{}", agent.log()))
+    };
+    let mut old = stack.agent("10s", &[]);
+    let before = nodes_of(&old);
+    let grid: Vec<i64> = cycles(&before).into_keys().collect();
+    let last = before.rows.last().expect("rows")[1].clone();
+    let (status, _) = old.signal_and_wait("TERM");
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "agent exit");
+    drop(old);
+
+    let new = stack.agent("10s", &[]);
+    let again = nodes_of(&new);
+    assert_eq!(
+        cycles(&again).into_keys().collect::<Vec<_>>(),
+        grid,
+        "the restarted agent's first cycle is not the old one's grid point"
+    );
+    let ws = new.url().replace("http://", "ws://");
+    let resumed = capture_for(
+        &format!("{ws}/metrics/nodes?since={last}"),
+        Duration::from_millis(1500),
+    );
+    let resumed = Table::parse(&resumed).expect("resumed capture");
+    assert_eq!(resumed.header, before.header);
+    assert!(resumed.rows.is_empty(), "repeated: {:?}", resumed.rows);
+    assert!(table(&new, &format!("/nodes?since={last}")).rows.is_empty());
+    // The cycle is there for a client that has not seen it.
+    let earlier = format!("{}.999", grid[0] / 1000 - 1);
+    assert_eq!(
+        table(&new, &format!("/nodes?since={earlier}")).rows,
+        again.rows
+    );
+}
+
 #[test]
 fn bad_requests_get_400_and_a_third_concurrent_request_503() {
     let stack = Stack::start(Convention::A);
