@@ -152,12 +152,6 @@ impl InstantQuery for Prometheus {
     }
 }
 
-impl InstantQuery for VictoriaMetrics {
-    fn instant(&self, query: &str, time_ms: i64) -> Result<Vec<serde_json::Value>, String> {
-        self.query(query, time_ms)
-    }
-}
-
 impl InstantQuery for Server {
     fn instant(&self, query: &str, time_ms: i64) -> Result<Vec<serde_json::Value>, String> {
         self.query(query, time_ms)

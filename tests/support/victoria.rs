@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::engine::{api_get, matrix, time_param, vector};
 use super::prometheus::{TempDir, curl, free_port, log_tail, wait_for};
 
 /// Where Debian's `victoria-metrics` package puts the server; `VICTORIA_METRICS_BIN` overrides it.
@@ -115,60 +114,6 @@ impl VictoriaMetrics {
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-
-    /// An instant query at `time_ms`, sent as a plain Prometheus client sends it;
-    /// returns `data.result`.
-    pub fn query(&self, query: &str, time_ms: i64) -> Result<Vec<serde_json::Value>, String> {
-        self.query_with(query, time_ms, &[])
-    }
-
-    /// An instant query with further URL parameters (e.g. `nocache=1`).
-    pub fn query_with(
-        &self,
-        query: &str,
-        time_ms: i64,
-        params: &[(&str, &str)],
-    ) -> Result<Vec<serde_json::Value>, String> {
-        let time = time_param(time_ms);
-        let mut all = vec![("query", query), ("time", time.as_str())];
-        all.extend_from_slice(params);
-        vector(&api_get(&self.url, "/api/v1/query", &all)?, query)
-    }
-
-    /// A range query; returns `data.result` (a matrix).
-    pub fn query_range(
-        &self,
-        query: &str,
-        start_ms: i64,
-        end_ms: i64,
-        step_ms: i64,
-    ) -> Result<Vec<serde_json::Value>, String> {
-        self.query_range_with(query, start_ms, end_ms, step_ms, &[])
-    }
-
-    /// A range query with further URL parameters (e.g. `nocache=1`).
-    pub fn query_range_with(
-        &self,
-        query: &str,
-        start_ms: i64,
-        end_ms: i64,
-        step_ms: i64,
-        params: &[(&str, &str)],
-    ) -> Result<Vec<serde_json::Value>, String> {
-        let (start, end, step) = (
-            time_param(start_ms),
-            time_param(end_ms),
-            time_param(step_ms),
-        );
-        let mut all = vec![
-            ("query", query),
-            ("start", start.as_str()),
-            ("end", end.as_str()),
-            ("step", step.as_str()),
-        ];
-        all.extend_from_slice(params);
-        matrix(&api_get(&self.url, "/api/v1/query_range", &all)?, query)
     }
 }
 
