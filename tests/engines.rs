@@ -114,6 +114,17 @@ fn wait_scraped_for(stack: &Stack, elapsed_ms: i64) -> i64 {
     first
 }
 
+/// Bytes per second worker-1 receives on eth0 in `scenario`.
+fn eth0_receive_rate(scenario: &Scenario) -> f64 {
+    scenario
+        .nodes
+        .iter()
+        .find(|n| n.name == "worker-1")
+        .and_then(|n| n.net.iter().find(|(device, _, _)| *device == "eth0"))
+        .map(|(_, rx, _)| *rx)
+        .expect("worker-1 eth0")
+}
+
 /// The one value of a query expected to give exactly one series.
 fn single(server: &Server, query: &str, time_ms: i64) -> f64 {
     let result = server
@@ -283,15 +294,7 @@ fn convention_b_default_queries_agree_with_rate_times_window() {
 fn increase_over_a_window_of_three_and_a_half_scrape_intervals() {
     let engines = Engines::start(Convention::A);
     let series = r#"node_network_receive_bytes_total{instance="192.0.2.11:9100", device="eth0"}"#;
-    let per_second = engines
-        .prometheus
-        .scenario
-        .nodes
-        .iter()
-        .find(|n| n.name == "worker-1")
-        .and_then(|n| n.net.iter().find(|(device, _, _)| *device == "eth0"))
-        .map(|(_, rx, _)| *rx)
-        .expect("worker-1 eth0");
+    let per_second = eth0_receive_rate(&engines.prometheus.scenario);
     for stack in engines.both() {
         let time_ms = settled_time(stack, 3_500);
         let increase = single(
@@ -736,14 +739,7 @@ fn series_that_stop_reporting() {
     });
     let gauge = r#"node_procs_running{instance="192.0.2.11:9100"}"#;
     let counter = r#"node_network_receive_bytes_total{instance="192.0.2.11:9100", device="eth0"}"#;
-    let per_second = prometheus
-        .scenario
-        .nodes
-        .iter()
-        .find(|n| n.name == "worker-1")
-        .and_then(|n| n.net.iter().find(|(device, _, _)| *device == "eth0"))
-        .map(|(_, rx, _)| *rx)
-        .expect("worker-1 eth0");
+    let per_second = eth0_receive_rate(&prometheus.scenario);
     wait_scraped_for(&victoria, WINDOW_MS + 4_000);
     wait_scraped_for(&prometheus, WINDOW_MS + 4_000);
     let stamp = format!("timestamp({gauge})");

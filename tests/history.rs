@@ -15,23 +15,12 @@ use std::time::Duration;
 use support::energy::{expected_node_energy, expected_pod_energy};
 use support::engine::Engine;
 use support::exporter::{Cell, Convention, NAMESPACE, Row};
-use support::prometheus::{Agent, TempDir, wait_for};
+use support::prometheus::{Agent, TempDir, curl_status, wait_for};
 use support::stack::Stack;
 use support::table::{Table, parse_rfc3339_ms};
 
-/// `curl -s` of `url`: (status, body).
-fn http(url: &str) -> (u16, String) {
-    let output = Command::new("curl")
-        .args(["-s", "--max-time", "30", "-w", "\n%{http_code}", url])
-        .output()
-        .expect("cannot run curl");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
 fn table(agent: &Agent, path: &str) -> Table {
-    let (status, body) = http(&format!("{}{path}", agent.url()));
+    let (status, body) = curl_status(&format!("{}{path}", agent.url()));
     assert_eq!(status, 200, "{path}: {body}\n{}", agent.log());
     Table::parse(&body).unwrap_or_else(|e| panic!("{path}: {e}\n{body}"))
 }
@@ -464,7 +453,7 @@ fn bad_requests_get_400_and_a_third_concurrent_request_503() {
         format!("/energy?start={now}&step=1s"),
         "/metrics?since=1".to_string(),
     ] {
-        let (status, body) = http(&format!("{}{path}", agent.url()));
+        let (status, body) = curl_status(&format!("{}{path}", agent.url()));
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(body.trim_end().lines().count(), 1, "{path}: {body:?}");
     }
@@ -503,7 +492,7 @@ fn bad_requests_get_400_and_a_third_concurrent_request_503() {
     // Probed with a short energy request, which needs one of the same places.
     let probe = format!("{}/energy?start={}", big.url(), now - 10);
     let refused = wait_for(Duration::from_secs(60), || {
-        let (status, body) = http(&probe);
+        let (status, body) = curl_status(&probe);
         (status == 503).then_some(body)
     })
     .unwrap_or_else(|| panic!("no 503 with two history requests running:\n{}", big.log()));

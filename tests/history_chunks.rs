@@ -8,33 +8,16 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use support::backfilled::Backfilled;
-use support::engine::Engine;
+use support::engine::{Engine, time_param};
 use support::exporter::{Convention, NAMESPACE, NODE_COLUMNS, POD_COLUMNS, Row, now_ms};
-use support::prometheus::Agent;
+use support::prometheus::{Agent, curl_status};
 use support::table::{Table, compare, parse_rfc3339_ms};
 
 /// The agent's WINDOW (`Stack::agent`), in seconds.
 const WINDOW_SECS: f64 = 10.0;
-
-/// `curl -s` of `url`: (status, body).
-fn http(url: &str) -> (u16, String) {
-    let output = Command::new("curl")
-        .args(["-s", "--max-time", "120", "-w", "\n%{http_code}", url])
-        .output()
-        .expect("cannot run curl");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
-/// Unix milliseconds as a `start`/`end` parameter.
-fn param(ms: i64) -> String {
-    format!("{}.{:03}", ms / 1000, ms % 1000)
-}
 
 /// One history request and what it must give.
 struct Span<'a> {
@@ -55,12 +38,12 @@ fn check(agent: &Agent, engine: Engine, span: &Span) -> usize {
         "{}{}?start={}&end={}&step={}",
         agent.url(),
         span.path,
-        param(span.start),
-        param(span.end),
-        param(span.step)
+        time_param(span.start),
+        time_param(span.end),
+        time_param(span.step)
     );
     let asked = now_ms();
-    let (status, body) = http(&url);
+    let (status, body) = curl_status(&url);
     let what = format!("{} {} step {} ms", engine.name(), span.path, span.step);
     assert_eq!(status, 200, "{what}: {body}\n{}", agent.log());
     let table = Table::parse(&body).unwrap_or_else(|e| panic!("{what}: {e}"));

@@ -56,6 +56,17 @@ pub fn curl(url: &str) -> Result<String, String> {
     run_curl(&["-sS", "-f", "--max-time", "10", url])
 }
 
+/// `curl -s URL` with any status: (status, body); status 0 when curl got no answer.
+pub fn curl_status(url: &str) -> (u16, String) {
+    let output = Command::new("curl")
+        .args(["-s", "--max-time", "120", "-w", "\n%{http_code}", url])
+        .output()
+        .expect("cannot run curl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
 fn run_curl(args: &[&str]) -> Result<String, String> {
     let output = Command::new("curl")
         .args(args)
