@@ -90,7 +90,6 @@ impl Poller {
             render::measurement_lines(kind, rows, stamp, &self.namespace)
                 .into_iter()
                 .map(|line| Row {
-                    collection_ms: collection,
                     observation_ms: observation,
                     line: line.into(),
                 })

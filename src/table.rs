@@ -15,10 +15,9 @@ use log::warn;
 use crate::format::Millis;
 use crate::schema::{Measure, TableKind, header};
 
-/// A finished row: when its cycle was collected and observed, and its CSV line ending in `\n`.
+/// A finished row: when its cycle was observed, and its CSV line ending in `\n`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    pub collection_ms: Millis,
     pub observation_ms: Millis,
     pub line: Arc<str>,
 }
@@ -31,12 +30,12 @@ pub struct RowFilter {
 }
 
 impl RowFilter {
-    /// A row is after `since` when it was collected and observed after it. A resuming client
-    /// passes the `collection_time` of its last row; a restarted agent evaluates that row's
-    /// grid point again, later, and the client must not get that cycle twice.
+    /// A row is after `since` when it was observed after it (and so also collected after it:
+    /// a cycle is collected once its grid point has passed). A resuming client passes the
+    /// `collection_time` of its last row; a restarted agent evaluates that row's grid point
+    /// again, later, and the client must not get that cycle twice.
     pub fn accepts(&self, row: &Row) -> bool {
-        self.since_ms
-            .is_none_or(|since| row.collection_ms > since && row.observation_ms > since)
+        self.since_ms.is_none_or(|since| row.observation_ms > since)
     }
 }
 
@@ -304,10 +303,10 @@ fn select(rows: &VecDeque<Row>, filter: &RowFilter) -> Vec<Row> {
 mod tests {
     use super::*;
 
-    fn row(ms: Millis, text: &str) -> Row {
+    /// A row collected at `collected_ms`, in the cycle of the second before it.
+    fn row(collected_ms: Millis, text: &str) -> Row {
         Row {
-            collection_ms: ms,
-            observation_ms: ms - ms % 1000,
+            observation_ms: collected_ms - collected_ms % 1000,
             line: Arc::from(format!("{text}\n")),
         }
     }

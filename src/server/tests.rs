@@ -21,12 +21,10 @@ impl QuerySource for Unreachable {
 fn app() -> App {
     let tables = PerTable::new(|kind| Arc::new(Table::new(kind, 10)));
     tables.nodes.push(vec![Row {
-        collection_ms: 1000,
         observation_ms: 1000,
         line: Arc::from("n1,a\n"),
     }]);
     tables.nodes.push(vec![Row {
-        collection_ms: 2000,
         observation_ms: 2000,
         line: Arc::from("n1,b\n"),
     }]);
