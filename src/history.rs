@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use log::warn;
 
-use crate::cycle::{self, Batching, Planned, Steps, render};
+use crate::cycle::{self, Batching, Plan, Steps, render};
 use crate::format::{Millis, now_ms};
 use crate::identity::NodeNames;
 use crate::params::Span;
@@ -37,7 +37,7 @@ pub struct Past {
     pub source: Arc<dyn QuerySource + Send + Sync>,
     pub names: Arc<Mutex<NodeNames>>,
     pub namespace: String,
-    live: PerTable<Vec<Planned>>,
+    live: PerTable<Plan>,
     pub queries: Arc<Queries>,
     busy: AtomicUsize,
     history_batching: Batching,

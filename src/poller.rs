@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
-use crate::cycle::{self, Batching, Outcome, Planned, Steps, render};
+use crate::cycle::{self, Batching, Outcome, Plan, Steps, render};
 use crate::format::{Millis, now_ms};
 use crate::identity::NodeNames;
 use crate::prometheus::{QueryError, QuerySource};
@@ -33,7 +33,7 @@ pub struct Poller {
     source: Arc<dyn QuerySource + Send + Sync>,
     names: Arc<Mutex<NodeNames>>,
     namespace: String,
-    plan: Vec<Planned>,
+    plan: Plan,
     batching: Batching,
     warned_duplicates: HashSet<(TableKind, usize, String)>,
     failures: FailureLog,
@@ -131,6 +131,7 @@ impl Poller {
 
     fn column_name(&self, table: TableKind, column: usize) -> &'static str {
         self.plan
+            .columns
             .iter()
             .find(|p| p.table == table && p.column == column)
             .map_or("?", |p| p.name)

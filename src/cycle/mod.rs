@@ -104,14 +104,28 @@ pub struct Planned {
     pub overridden: bool,
 }
 
+/// The queries of a cycle: each column's, and each table's columns combined into one, built
+/// once for every cycle that runs them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub columns: Vec<Planned>,
+    /// `None` for a table with fewer than two enabled columns or a combined query too long.
+    combined: PerTable<Option<String>>,
+}
+
+impl Plan {
+    pub fn new(columns: Vec<Planned>) -> Plan {
+        let combined = PerTable::new(|table| {
+            let of_table: Vec<&Planned> = columns.iter().filter(|p| p.table == table).collect();
+            combined_query(&of_table)
+        });
+        Plan { columns, combined }
+    }
+}
+
 /// The queries of `tables` for `measure`; energy queries are filled in for a span of
 /// `span_ms`.
-pub fn plan(
-    queries: &Queries,
-    tables: &[TableKind],
-    measure: Measure,
-    span_ms: Millis,
-) -> Vec<Planned> {
+pub fn plan(queries: &Queries, tables: &[TableKind], measure: Measure, span_ms: Millis) -> Plan {
     let planned = |table: TableKind, (column, q): (usize, &ColumnQuery)| Planned {
         table,
         column,
@@ -122,16 +136,18 @@ pub fn plan(
         }),
         overridden: q.overridden,
     };
-    tables
-        .iter()
-        .flat_map(|table| {
-            queries
-                .table(*table, measure)
-                .iter()
-                .enumerate()
-                .map(move |entry| planned(*table, entry))
-        })
-        .collect()
+    Plan::new(
+        tables
+            .iter()
+            .flat_map(|table| {
+                queries
+                    .table(*table, measure)
+                    .iter()
+                    .enumerate()
+                    .map(move |entry| planned(*table, entry))
+            })
+            .collect(),
+    )
 }
 
 /// What one column's query gave: the number of series, an error, or `None` when disabled.
@@ -178,12 +194,12 @@ impl Outcome {
 pub fn evaluate(
     source: &dyn QuerySource,
     names: &Mutex<NodeNames>,
-    plan: &[Planned],
+    plan: &Plan,
     steps: Steps,
     namespace: &str,
     batching: &Batching,
 ) -> Result<Outcome, QueryError> {
-    let widths = PerTable::new(|table| plan.iter().filter(|p| p.table == table).count());
+    let widths = PerTable::new(|table| plan.columns.iter().filter(|p| p.table == table).count());
     let mut fold = Fold::new(steps, namespace, widths);
     let columns = run_queries(source, plan, steps, &mut fold, batching)?;
     let mapping_errors = map_addresses(source, names, &fold, steps.last());
@@ -206,7 +222,7 @@ pub fn evaluate(
 
 /// Label that tags each series of a combined query with its column.
 pub const COLUMN_LABEL: &str = "prometheus_agent_column";
-/// Longest combined query sent; longer ones go column by column (it travels in the URL).
+/// Longest combined query sent; longer ones go column by column.
 const COMBINED_MAX: usize = 8 * 1024;
 
 /// Rows per step above which a table's columns are asked one by one: the round trips saved
@@ -308,23 +324,20 @@ impl Tally {
 /// columns in one combined query while `batching` allows, else one by one.
 pub fn run_queries(
     source: &dyn QuerySource,
-    plan: &[Planned],
+    plan: &Plan,
     steps: Steps,
     fold: &mut Fold,
     batching: &Batching,
 ) -> Result<Vec<ColumnOutcome>, QueryError> {
     let mut tally = Tally::default();
     for table in TableKind::ALL {
-        let columns: Vec<&Planned> = plan.iter().filter(|p| p.table == table).collect();
+        let columns: Vec<&Planned> = plan.columns.iter().filter(|p| p.table == table).collect();
         if columns.is_empty() {
             continue;
         }
-        let combined = batching
-            .enabled(table)
-            .then(|| combined_query(&columns))
-            .flatten();
-        if let Some(promql) = combined {
-            match run_combined(source, &promql, &columns, steps, fold) {
+        let combined = plan.combined.get(table).as_deref();
+        if let Some(promql) = combined.filter(|_| batching.enabled(table)) {
+            match run_combined(source, promql, &columns, steps, fold) {
                 Ok(counts) => {
                     for (planned, count) in columns.iter().zip(counts) {
                         tally.record(planned, count.map(Ok))?;

@@ -141,7 +141,11 @@ fn planned(table: TableKind, column: usize, promql: &'static str) -> Planned {
 }
 
 /// Two node columns (`n0`, `n1`) and two pod columns (`p0`, `p1`).
-fn plan() -> Vec<Planned> {
+fn plan() -> Plan {
+    Plan::new(plan_columns())
+}
+
+fn plan_columns() -> Vec<Planned> {
     vec![
         planned(TableKind::Nodes, 0, "n0"),
         planned(TableKind::Nodes, 1, "n1"),
@@ -393,8 +397,9 @@ fn a_failing_column_is_left_empty_and_the_others_kept() {
 
 #[test]
 fn a_disabled_column_sends_no_query() {
-    let mut plan = plan();
-    plan[1].promql = None;
+    let mut columns = plan_columns();
+    columns[1].promql = None;
+    let plan = Plan::new(columns);
     let fake = Fake::new(vec![(
         "n0",
         Answer::Series(vec![series(&[("node", "w1")], 1.0)]),
@@ -500,14 +505,14 @@ fn plans_fill_energy_spans_and_keep_column_order() {
         (live[8].table, live[8].column, live[8].name),
         (TableKind::Pods, 0, "cpu_usage")
     );
-    let energy = super::plan(&queries, &[TableKind::Pods], Measure::Energy, 90_000);
+    let energy = super::plan(&queries, &[TableKind::Pods], Measure::Energy, 90_000).columns;
     assert_eq!(energy.len(), 3);
     let text = energy[2].promql.as_deref().unwrap();
     assert!(text.contains("[90s]") && text.ends_with("* 90"), "{text}");
 }
 
 fn plan_for(queries: &Queries, measure: Measure) -> Vec<Planned> {
-    crate::cycle::plan(queries, &TableKind::ALL, measure, 0)
+    crate::cycle::plan(queries, &TableKind::ALL, measure, 0).columns
 }
 
 #[test]
