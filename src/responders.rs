@@ -114,7 +114,8 @@ impl<T: Send + 'static> Responders<T> {
     }
 
     /// Responders alive (busy or idle).
-    pub fn threads(&self) -> usize {
+    #[cfg(test)]
+    fn threads(&self) -> usize {
         self.lock().total
     }
 

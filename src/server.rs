@@ -368,8 +368,6 @@ fn bind(addr: SocketAddr, limits: &HttpLimits) -> Result<Server, String> {
 
 /// The running HTTP server, as `main` sees it.
 pub struct Http {
-    /// The bound address (useful with port 0).
-    pub addr: SocketAddr,
     pub dispatcher: std::thread::JoinHandle<()>,
     /// The server the dispatcher waits on (replaced when it listens again).
     current: Arc<Mutex<Arc<Server>>>,
@@ -409,7 +407,6 @@ pub fn start(addr: SocketAddr, limits: HttpLimits, app: Arc<App>) -> Result<Http
         .spawn(move || dispatch(listening, app))
         .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
     Ok(Http {
-        addr: bound,
         dispatcher,
         current,
         shutdown,

@@ -89,10 +89,6 @@ impl fmt::Display for Labels {
 }
 
 fn kept_index(name: &str) -> Option<usize> {
-    // Most label names are not kept: rule them out by length before comparing.
-    if !(3..=23).contains(&name.len()) {
-        return None;
-    }
     KEPT_LABELS.iter().position(|kept| *kept == name)
 }
 
@@ -180,7 +176,7 @@ pub fn read_answer(
     let whole = SMALL_ANSWER.min(limits.max_bytes.saturating_add(1));
     let mut head = Vec::new();
     if let Err(e) = read_head(&mut body, whole, &mut head) {
-        return Err(read_failure(&e, http_status));
+        return Err(read_failure(e.kind(), &e, http_status));
     }
     let mut state = State::new(sink, limits.max_series);
     let mut failed = Failed {
@@ -190,8 +186,11 @@ pub fn read_answer(
         start: Vec::new(),
     };
     let parsed = if (head.len() as u64) < whole {
-        failed.start = head.iter().take(START_KEPT).copied().collect();
-        parse(serde_json::Deserializer::from_slice(&head), &mut state)
+        let parsed = parse(serde_json::Deserializer::from_slice(&head), &mut state);
+        if parsed.is_err() {
+            failed.start = head.iter().take(START_KEPT).copied().collect();
+        }
+        parsed
     } else {
         let counted = Cell::new(0u64);
         // The parser reads byte by byte: buffer after counting, so the count sees whole reads.
@@ -232,8 +231,12 @@ fn parse<'de, R: serde_json::de::Read<'de>>(
 }
 
 /// A failure to read the answer's bytes.
-fn read_failure(e: &std::io::Error, http_status: u16) -> QueryError {
-    match e.kind() {
+fn read_failure(
+    kind: std::io::ErrorKind,
+    e: &dyn std::fmt::Display,
+    http_status: u16,
+) -> QueryError {
+    match kind {
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
             QueryError::Timeout(e.to_string())
         }
@@ -267,20 +270,16 @@ impl Failed {
                 self.limits.max_bytes
             ));
         }
-        let garbage = |detail: String| QueryError::Garbage {
-            http_status: self.http_status,
-            detail,
-        };
         match e.io_error_kind() {
-            Some(std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
-                QueryError::Timeout(e.to_string())
-            }
-            Some(_) => garbage(format!("cannot read the answer: {e}")),
+            Some(kind) => read_failure(kind, e, self.http_status),
             None => state
                 .unexpected_result_type(self.http_status)
-                .unwrap_or_else(|| {
-                    let start = String::from_utf8_lossy(&self.start);
-                    garbage(format!("{e}; answer starts {start:?}"))
+                .unwrap_or_else(|| QueryError::Garbage {
+                    http_status: self.http_status,
+                    detail: format!(
+                        "{e}; answer starts {:?}",
+                        String::from_utf8_lossy(&self.start)
+                    ),
                 }),
         }
     }
