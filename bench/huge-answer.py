@@ -39,7 +39,7 @@ class Probes(threading.Thread):
             self.cycles = int(figures.get("prometheus_agent_cycles_total", self.cycles))
             if self.cycles >= 1 and self.first_cycle is None:
                 self.first_cycle = (time.monotonic() - self.started,
-                                    figures.get("prometheus_agent_cycle_duration_seconds", 0.0))
+                                    figures.get("prometheus_agent_last_cycle_duration_seconds", 0.0))
             self.stopping.wait(1.0)
 
 

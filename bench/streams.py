@@ -99,7 +99,7 @@ def main():
     while True:
         cycles = figure(args.url, "prometheus_agent_cycles_total")
         if cycles not in durations:
-            durations[cycles] = figure(args.url, "prometheus_agent_cycle_duration_seconds")
+            durations[cycles] = figure(args.url, "prometheus_agent_last_cycle_duration_seconds")
         if cycles >= start + args.cycles:
             break
         time.sleep(0.02)

@@ -186,11 +186,11 @@ fn first_cycle_at_once_then_a_fixed_schedule_with_one_time_per_cycle() {
     // were asked for once, not every cycle.
     let log = stack.server.prometheus().query_log();
     // Each table's columns go in one combined query, each column tagged.
-    let tag = prometheus_agent::cycle::COLUMN_LABEL;
+    let tag = prometheus_agent::tables::identity::COLUMN_LABEL;
     let mut per_time: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
     for (query, end) in &log {
         // Go trims trailing zeros of the fraction; the agent's own parser takes any RFC 3339.
-        if let Some(t) = prometheus_agent::params::parse_time(end) {
+        if let Some(t) = prometheus_agent::time::parse_time(end) {
             per_time
                 .entry(t)
                 .or_default()
@@ -307,7 +307,7 @@ fn downloads_parameters_and_errors_over_http() {
     };
     assert!(value("prometheus_agent_cycles_total") >= 4.0);
     assert_eq!(value("prometheus_agent_cycle_errors_total"), 0.0);
-    assert!(value("prometheus_agent_cycle_duration_seconds") > 0.0);
+    assert!(value("prometheus_agent_last_cycle_duration_seconds") > 0.0);
     assert!(value("prometheus_agent_rows_total{table=\"nodes\"}") >= 12.0);
     assert_eq!(
         value("prometheus_agent_rows_buffered{table=\"nodes\"}"),
@@ -459,7 +459,7 @@ fn a_hung_prometheus_skips_the_cycle_after_two_timeouts() {
     let duration: f64 = metrics
         .lines()
         .find_map(|l| {
-            l.strip_prefix("prometheus_agent_cycle_duration_seconds ")?
+            l.strip_prefix("prometheus_agent_last_cycle_duration_seconds ")?
                 .parse()
                 .ok()
         })

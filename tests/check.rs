@@ -58,11 +58,13 @@ fn text(output: &Output) -> String {
 struct Line {
     series: String,
     rows: BTreeSet<String>,
+    /// Rows of the table this column left empty (`empty for: ...`).
+    empty: BTreeSet<String>,
     hint: Option<String>,
 }
 
-/// Parses the report: `TABLE COLUMN SERIES ROWS` lines, each optionally followed by an
-/// indented `hint: ...` line. Keyed by `table.column`.
+/// Parses the report: `TABLE COLUMN SERIES ROWS` lines, each optionally followed by indented
+/// `empty for: ...` and `hint: ...` lines. Keyed by `table.column`.
 fn parse_report(stdout: &str) -> BTreeMap<String, Line> {
     parse_table(stdout)
 }
@@ -91,6 +93,16 @@ fn parse_table(text: &str) -> BTreeMap<String, Line> {
         if line.trim().is_empty() {
             break;
         }
+        if let Some(empty) = line.trim_start().strip_prefix("empty for: ") {
+            let key = last
+                .clone()
+                .expect("an empty-for line before any column line");
+            if let Some(entry) = lines.get_mut(&key) {
+                let entry: &mut Line = entry;
+                entry.empty = empty.split(", ").map(str::to_string).collect();
+            }
+            continue;
+        }
         if let Some(hint) = line.trim_start().strip_prefix("hint: ") {
             let key = last.clone().expect("a hint before any column line");
             if let Some(entry) = lines.get_mut(&key) {
@@ -113,6 +125,7 @@ fn parse_table(text: &str) -> BTreeMap<String, Line> {
             Line {
                 series: series.to_string(),
                 rows,
+                empty: BTreeSet::new(),
                 hint: None,
             },
         );
@@ -181,7 +194,12 @@ fn prometheus_without_exporters_reports_every_column_empty_with_a_hint() {
     let prometheus = Prometheus::start(&[]);
     let output = run_check(prometheus.url(), "exp", "1m");
     let report = text(&output);
-    assert_eq!(output.status.code(), Some(0), "{report}");
+    // No pod of the namespace: a warning, and exit 1.
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("warning: no pod rows of namespace"),
+        "{report}"
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains(prometheus.url()), "{report}");
     let lines = parse_report(&stdout);
@@ -263,7 +281,20 @@ fn settled_report(
             .iter()
             .map(|(k, l)| (k.clone(), l.rows.clone()))
             .collect();
-        (resolved == expected).then_some(lines)
+        // A column that fills some rows names exactly the other rows of its table as empty.
+        let all = |table: &str| -> BTreeSet<String> {
+            expected
+                .iter()
+                .filter(|(k, _)| k.starts_with(table))
+                .flat_map(|(_, rows)| rows.iter().cloned())
+                .collect()
+        };
+        let empty_right = lines.iter().all(|(k, l)| {
+            let table = &k[..k.find('.').unwrap_or(0)];
+            let missing: BTreeSet<String> = all(table).difference(&l.rows).cloned().collect();
+            l.rows.is_empty() || l.empty == missing
+        });
+        (resolved == expected && empty_right).then_some(lines)
     });
     match settled {
         Some(lines) => (Ok(lines), last),
@@ -426,7 +457,8 @@ fn hints_for_unmapped_addresses_and_scaphandre_without_containers() {
         let output = run_check(prometheus.url(), "exp", "10s");
         report = text(&output);
         let lines = parse_report(&String::from_utf8_lossy(&output.stdout));
-        (output.status.code() == Some(0)
+        // No pod of namespace "exp": exit 1 with a warning, after the full report.
+        (output.status.code() == Some(1)
             && lines
                 .get("nodes.num_processes")
                 .is_some_and(|l| !l.rows.is_empty()))
@@ -440,6 +472,10 @@ fn hints_for_unmapped_addresses_and_scaphandre_without_containers() {
     );
     assert!(
         report.contains("unmapped node addresses: 127.0.0.1"),
+        "{report}"
+    );
+    assert!(
+        report.contains("warning: no pod rows of namespace \"exp\""),
         "{report}"
     );
     assert!(

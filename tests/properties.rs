@@ -8,9 +8,18 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use prometheus_agent::params::{self, MAX_HISTORY_STEPS, TableRequest};
+use prometheus_agent::http::params::{self, Context, MAX_HISTORY_STEPS, TableRequest};
 use prometheus_agent::prometheus::{Labels, Limits, QueryError, read_answer};
-use prometheus_agent::queries::{Queries, parse_overrides};
+use prometheus_agent::tables::queries::{Queries, parse_overrides};
+use prometheus_agent::time::Grid;
+
+fn context(now: i64) -> Context {
+    Context {
+        buffer_size: 100,
+        grid: Grid::every(15_000),
+        now,
+    }
+}
 
 /// Counts the bytes this thread allocates while `tracking` is on, and their peak.
 struct Counting;
@@ -153,10 +162,9 @@ proptest! {
     #[test]
     fn query_parameters_never_panic(query in "[a-z=&%0-9A-Z:.+-]{0,60}") {
         let now = 1_769_860_805_000;
-        let _ = params::parse_filter(&query, 100);
-        let _ = params::parse_stream_filter(&query, 100, now);
-        let _ = params::parse_window(&query, now);
-        if let Ok(TableRequest::History(span)) = params::parse_table_request(&query, 100, 15_000, now) {
+        let _ = params::stream(&query, context(now));
+        let _ = params::energy(&query, context(now));
+        if let Ok(TableRequest::History(span)) = params::table(&query, context(now)).map(|a| a.what) {
             prop_assert!(span.start <= span.end && span.step >= 1000);
             prop_assert!(span.steps() <= MAX_HISTORY_STEPS);
         }
@@ -166,7 +174,7 @@ proptest! {
     fn history_spans_are_bounded(start in 0i64..1_900_000_000, len in 0i64..10_000_000, step in 1i64..86_400) {
         let now = 2_000_000_000_000;
         let query = format!("start={start}&end={}&step={step}", start + len);
-        match params::parse_table_request(&query, 100, 15_000, now) {
+        match params::table(&query, context(now)).map(|a| a.what) {
             Ok(TableRequest::History(span)) => {
                 prop_assert_eq!(span.step, step * 1000);
                 prop_assert!(span.steps() <= MAX_HISTORY_STEPS);

@@ -2,7 +2,7 @@
 //! probes for each default column, tried in order; the first that finds nothing names the
 //! likely cause.
 
-use crate::schema::TableKind;
+use crate::tables::schema::{TableKind, node, pod};
 
 /// A diagnostic query and the hint printed when it finds nothing. `{ns}` is the namespace.
 pub type Probe = (&'static str, &'static str);
@@ -29,7 +29,7 @@ pub fn diagnosis(table: TableKind, column: &str) -> Option<&'static Diagnosis> {
 const DIAGNOSES: &[Diagnosis] = &[
     Diagnosis {
         table: TableKind::Nodes,
-        column: "cpu_usage",
+        column: node::CPU_USAGE,
         probes: &[(
             "count(node_cpu_seconds_total)",
             "no node-exporter series (node_cpu_seconds_total): is node-exporter installed \
@@ -39,7 +39,7 @@ const DIAGNOSES: &[Diagnosis] = &[
     },
     Diagnosis {
         table: TableKind::Nodes,
-        column: "memory_usage",
+        column: node::MEMORY_USAGE,
         probes: &[(
             "count(node_memory_MemAvailable_bytes)",
             "no node-exporter memory series (node_memory_MemAvailable_bytes): is \
@@ -49,7 +49,7 @@ const DIAGNOSES: &[Diagnosis] = &[
     },
     Diagnosis {
         table: TableKind::Nodes,
-        column: "network_usage",
+        column: node::NETWORK_USAGE,
         probes: &[(
             "count(node_network_receive_bytes_total)",
             "no node-exporter network series (node_network_receive_bytes_total): is \
@@ -60,7 +60,7 @@ const DIAGNOSES: &[Diagnosis] = &[
     },
     Diagnosis {
         table: TableKind::Nodes,
-        column: "wattage",
+        column: node::WATTAGE,
         probes: &[(
             "count(ipmi_dcmi_power_consumption_watts) or count(kepler_node_platform_joules_total)",
             "no IPMI/DCMI power meter or Kepler platform series: wattage needs \
@@ -70,7 +70,7 @@ const DIAGNOSES: &[Diagnosis] = &[
     },
     Diagnosis {
         table: TableKind::Nodes,
-        column: "num_processes",
+        column: node::NUM_PROCESSES,
         probes: &[(
             "count(node_processes_pids) or count(node_procs_running)",
             "no node-exporter process series (node_procs_running; node_processes_pids \
@@ -80,7 +80,7 @@ const DIAGNOSES: &[Diagnosis] = &[
     },
     Diagnosis {
         table: TableKind::Nodes,
-        column: "kepler_wattage",
+        column: node::KEPLER_WATTAGE,
         probes: &[(
             r#"count({__name__=~"kepler_node_.+"})"#,
             "no Kepler series: is Kepler installed and scraped?",
@@ -90,7 +90,7 @@ const DIAGNOSES: &[Diagnosis] = &[
     },
     Diagnosis {
         table: TableKind::Nodes,
-        column: "scaph_wattage",
+        column: node::SCAPH_WATTAGE,
         probes: &[
             (
                 r#"count({__name__=~"scaph_.+"})"#,
@@ -107,7 +107,7 @@ const DIAGNOSES: &[Diagnosis] = &[
     },
     Diagnosis {
         table: TableKind::Nodes,
-        column: "wattage_auxilary",
+        column: node::WATTAGE_AUXILARY,
         probes: &[
             (
                 r#"count({__name__=~"scaph_.+"})"#,
@@ -124,7 +124,7 @@ const DIAGNOSES: &[Diagnosis] = &[
     },
     Diagnosis {
         table: TableKind::Pods,
-        column: "cpu_usage",
+        column: pod::CPU_USAGE,
         probes: &[
             (
                 "count(container_cpu_usage_seconds_total)",
@@ -141,7 +141,7 @@ const DIAGNOSES: &[Diagnosis] = &[
     },
     Diagnosis {
         table: TableKind::Pods,
-        column: "memory_usage",
+        column: pod::MEMORY_USAGE,
         probes: &[
             (
                 "count(container_memory_working_set_bytes)",
@@ -158,7 +158,7 @@ const DIAGNOSES: &[Diagnosis] = &[
     },
     Diagnosis {
         table: TableKind::Pods,
-        column: "network_usage",
+        column: pod::NETWORK_USAGE,
         probes: &[
             (
                 "count(container_network_receive_bytes_total)",
@@ -175,7 +175,7 @@ const DIAGNOSES: &[Diagnosis] = &[
     },
     Diagnosis {
         table: TableKind::Pods,
-        column: "wattage_kepler",
+        column: pod::WATTAGE_KEPLER,
         probes: &[
             (
                 r#"count({__name__=~"kepler_(container|pod)_.+"})"#,
@@ -190,7 +190,7 @@ const DIAGNOSES: &[Diagnosis] = &[
     },
     Diagnosis {
         table: TableKind::Pods,
-        column: "wattage_scaph",
+        column: pod::WATTAGE_SCAPH,
         probes: &[
             (
                 r#"count({__name__=~"scaph_.+"})"#,

@@ -1,27 +1,27 @@
 //! `prometheus-agent check`: one cycle against Prometheus, explained (README,
 //! "Troubleshooting").
 //!
-//! Prints, for every column, how many series its query answered and which rows (nodes or
-//! pods) they resolved to, or the query's error; for a column that stays empty it asks
-//! Prometheus a few fixed diagnostic queries (`diagnoses`) and prints a hint naming the
-//! likely cause. Then one history step and one energy window, per column. Exit status: 0 when
-//! Prometheus answered, even with empty columns; 1 when it could not be queried at all; 2 for
+//! Prints, for every column, how many series its query answered, which rows (nodes or pods)
+//! they resolved to and which rows of the table they left empty, or the query's error; for a
+//! column that stays empty it asks Prometheus a few fixed diagnostic queries (`diagnoses`)
+//! and prints a hint naming the likely cause. Then one history step and one energy window,
+//! per column. Exit status: 0 when Prometheus answered with rows of both tables, even with
+//! empty fields; 1 when it could not be queried at all or the namespace has no pod rows; 2 for
 //! a bad configuration.
 
 mod diagnoses;
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 
-use crate::config::{Config, ConfigError, EXIT_CONFIG, NamespaceSource};
-use crate::cycle::{self, Batching, Outcome, Steps};
-use crate::format::{Millis, format_time, now_ms};
-use crate::identity::NodeNames;
-use crate::poller::{CycleRows, Poller, grid_floor};
-use crate::prometheus::{Client, Eval, QueryError, QuerySource};
-use crate::queries::Queries;
-use crate::schema::{Measure, TableKind};
+use crate::agent;
+use crate::cli;
+use crate::config::{Config, NamespaceSource};
+use crate::eval::poller::live_cycle;
+use crate::eval::{Evaluator, Form, Outcome, Purpose, Steps};
+use crate::prometheus::{Eval, QueryError};
+use crate::tables::schema::TableKind;
+use crate::time::{Millis, Window, format_time, now_ms};
 
 pub use diagnoses::{Diagnosis, WINDOW_HINT, diagnosis};
 
@@ -45,6 +45,8 @@ pub struct ColumnReport {
     pub outcome: Option<Result<usize, QueryError>>,
     /// Rows (node or pod names) that got a value from this column.
     pub rows: Vec<String>,
+    /// Rows of the table this column left empty (when it filled some).
+    pub missing: Vec<String>,
 }
 
 /// The report lines of an evaluation, for its first step.
@@ -52,12 +54,26 @@ pub fn reports(outcome: &Outcome) -> Vec<ColumnReport> {
     outcome
         .columns
         .iter()
-        .map(|c| ColumnReport {
-            table: c.table,
-            column: c.name,
-            overridden: c.overridden,
-            outcome: c.outcome.clone(),
-            rows: outcome.rows_with(c.table, c.column, 0),
+        .map(|c| {
+            let rows = outcome.rows_with(c.table, c.column, 0);
+            let missing = if rows.is_empty() {
+                Vec::new()
+            } else {
+                outcome
+                    .step(c.table, 0)
+                    .iter()
+                    .filter(|row| !rows.contains(&row.name))
+                    .map(|row| row.name.clone())
+                    .collect()
+            };
+            ColumnReport {
+                table: c.table,
+                column: c.name,
+                overridden: c.overridden,
+                outcome: c.outcome.clone(),
+                rows,
+                missing,
+            }
         })
         .collect()
 }
@@ -133,6 +149,10 @@ fn column_lines(out: &mut String, reports: &[ColumnReport], hints: &[Option<Stri
             report.column,
             series
         );
+        if !report.missing.is_empty() {
+            let text = rows_text(&report.missing);
+            let _ = writeln!(out, "{:<6} {:<17} {:>8}  empty for: {text}", "", "", "");
+        }
         if let Some(Some(h)) = hints.get(i) {
             let _ = writeln!(out, "{:<6} {:<17} {:>8}  hint: {h}", "", "", "");
         }
@@ -141,34 +161,57 @@ fn column_lines(out: &mut String, reports: &[ColumnReport], hints: &[Option<Stri
 
 /// The text `check` prints for a live cycle: the column table, unmapped addresses, a summary.
 pub fn render(
-    cycle: &CycleRows,
+    outcome: &Outcome,
     hints: &[Option<String>],
     header: &str,
     namespace: &str,
 ) -> String {
-    let reports = reports(&cycle.outcome);
+    let reports = reports(outcome);
     let mut out = String::new();
     let _ = writeln!(out, "{header}");
     let _ = writeln!(out);
     column_lines(&mut out, &reports, hints);
     let _ = writeln!(out);
-    if !cycle.outcome.unmapped.is_empty() {
+    if !outcome.unmapped.is_empty() {
         let _ = writeln!(
             out,
             "unmapped node addresses: {}",
-            rows_text(&cycle.outcome.unmapped)
+            rows_text(&outcome.unmapped)
         );
         let _ = writeln!(out, "  hint: {UNMAPPED_HINT}");
     }
-    let with_values = reports.iter().filter(|r| !r.rows.is_empty()).count();
-    let _ = writeln!(
-        out,
-        "{with_values} of {} columns have values: {} node rows, {} pod rows of namespace {namespace:?}",
-        reports.len(),
-        cycle.rows.nodes.len(),
-        cycle.rows.pods.len()
-    );
+    let _ = writeln!(out, "{}", summary(&reports, outcome, namespace));
+    if outcome.step(TableKind::Pods, 0).is_empty() {
+        let _ = writeln!(out, "warning: {}", no_pods(namespace));
+    }
     out
+}
+
+fn no_pods(namespace: &str) -> String {
+    format!(
+        "no pod rows of namespace {namespace:?}: is NAMESPACE the experiment's namespace, and \
+         are its pods running and scraped by cAdvisor?"
+    )
+}
+
+/// How many columns have values, how many leave some rows empty, and how many rows.
+fn summary(reports: &[ColumnReport], outcome: &Outcome, namespace: &str) -> String {
+    let with_values = reports.iter().filter(|r| !r.rows.is_empty()).count();
+    let partial: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.missing.is_empty())
+        .map(|r| format!("{}.{}", r.table.name(), r.column))
+        .collect();
+    let partial = match partial.len() {
+        0 => String::new(),
+        n => format!(" ({n} empty for some rows: {})", partial.join(", ")),
+    };
+    format!(
+        "{with_values} of {} columns have values{partial}: {} node rows, {} pod rows of namespace {namespace:?}",
+        reports.len(),
+        outcome.step(TableKind::Nodes, 0).len(),
+        outcome.step(TableKind::Pods, 0).len()
+    )
 }
 
 /// A section for a history step or an energy window: a title and its column table.
@@ -185,34 +228,25 @@ fn section(title: &str, evaluated: Result<Outcome, QueryError>) -> String {
 
 /// What history and energy requests would get now: one range step on the grid, and the
 /// energy of the last `WINDOW`.
-fn past_sections(
-    source: &dyn QuerySource,
-    names: &Mutex<NodeNames>,
-    queries: &Queries,
-    config: &Config,
-    now: Millis,
-) -> String {
-    let interval = config.update_interval.as_millis() as Millis;
-    let step = grid_floor(now, interval) - interval;
-    let plan = cycle::plan(queries, &TableKind::ALL, Measure::Live, 0);
-    let history = cycle::evaluate(
-        source,
-        names,
-        &plan,
-        Steps::range(step, interval, 1),
-        &config.namespace,
-        &Batching::default(),
-    );
+fn past_sections(evaluator: &Evaluator, config: &Config, now: Millis) -> String {
+    let grid = evaluator.grid();
+    let step = grid.floor(now) - grid.interval();
+    let history = evaluator
+        .evaluate(
+            Purpose::Check,
+            evaluator.live_plan_both(),
+            Steps::range(step, grid.interval(), 1),
+            Form::History,
+        )
+        .map(|e| e.outcome);
     let span = config.window.as_millis() as Millis;
-    let plan = cycle::plan(queries, &TableKind::ALL, Measure::Energy, span);
-    let energy = cycle::evaluate(
-        source,
-        names,
-        &plan,
-        Steps::at(now),
-        &config.namespace,
-        &Batching::default(),
-    );
+    let window = Window {
+        start: now - span,
+        end: now,
+    };
+    let energy = evaluator
+        .energy(Purpose::Check, &TableKind::ALL, window)
+        .map(|e| e.outcome);
     section(
         &format!(
             "history: one query_range step at {} (as /nodes?start=…)",
@@ -222,8 +256,8 @@ fn past_sections(
     ) + &section(
         &format!(
             "energy: {} to {} (as /energy?start=…&end=…)",
-            format_time(now - span),
-            format_time(now)
+            format_time(window.start),
+            format_time(window.end)
         ),
         energy,
     )
@@ -256,31 +290,12 @@ fn one_line(s: &str) -> String {
 
 /// Runs `prometheus-agent check` with a validated configuration.
 pub fn run(config: &Config) -> ExitCode {
-    let prepared = (|| {
-        let queries = Queries::load(
-            &config.namespace,
-            config.window,
-            config.queries_file.as_deref(),
-        )?;
-        Ok::<_, ConfigError>((queries, Client::new(config)?))
-    })();
-    let (queries, client) = match prepared {
-        Ok(parts) => parts,
-        Err(e) => {
-            eprintln!("prometheus-agent: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+    let evaluator = match agent::evaluator(config) {
+        Ok(evaluator) => evaluator,
+        Err(e) => return agent::fail_config(&e),
     };
-    let source: Arc<dyn QuerySource + Send + Sync> = Arc::new(client);
-    let names = Arc::new(Mutex::new(NodeNames::new()));
-    let mut poller = Poller::new(
-        Arc::clone(&source),
-        Arc::clone(&names),
-        &queries,
-        &config.namespace,
-    );
     let now = now_ms();
-    let cycle = match poller.cycle(now, now) {
+    let cycle = match live_cycle(&evaluator, Purpose::Check, now, now) {
         Ok(cycle) => cycle,
         Err(e) => {
             eprintln!(
@@ -293,21 +308,26 @@ pub fn run(config: &Config) -> ExitCode {
     };
     let mut probe = |promql: &str| -> ProbeResult {
         let mut found = false;
-        source
+        evaluator
+            .source()
             .query(promql, Eval::At(now), &mut |s| {
                 found |= s.points.iter().any(|(_, v)| *v > 0.0)
             })
             .map(|_| found)
     };
-    let hints: Vec<Option<String>> = reports(&cycle.outcome)
+    let hints: Vec<Option<String>> = reports(&cycle.evaluated.outcome)
         .iter()
         .map(|report| hint(report, &config.namespace, &mut probe))
         .collect();
-    print!(
-        "{}",
-        render(&cycle, &hints, &header(config, now), &config.namespace)
-    );
-    print!("{}", past_sections(&*source, &names, &queries, config, now));
+    let outcome = &cycle.evaluated.outcome;
+    let report = render(outcome, &hints, &header(config, now), &config.namespace);
+    let printed = cli::print(&report) && cli::print(&past_sections(&evaluator, config, now));
+    if cycle.rows.pods.is_empty() {
+        if !printed {
+            eprintln!("prometheus-agent check: {}", no_pods(&config.namespace));
+        }
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
 }
 
@@ -343,6 +363,7 @@ mod tests {
             overridden: false,
             outcome,
             rows: rows.iter().map(|r| r.to_string()).collect(),
+            missing: Vec::new(),
         }
     }
 
@@ -446,7 +467,9 @@ mod tests {
     #[test]
     fn every_default_column_has_a_diagnosis() {
         for kind in TableKind::ALL {
-            for column in crate::schema::value_columns(kind, Measure::Live) {
+            for column in
+                crate::tables::schema::value_columns(kind, crate::tables::schema::Measure::Live)
+            {
                 assert!(diagnosis(kind, column).is_some(), "{kind:?} {column}");
             }
         }
@@ -454,12 +477,13 @@ mod tests {
 
     #[test]
     fn render_lists_columns_rows_hints_and_unmapped() {
-        use crate::cycle::{ColumnOutcome, RowValues};
-        use crate::schema::PerTable;
+        use crate::eval::{ColumnOutcome, RowValues};
+        use crate::tables::schema::PerTable;
+        // Twelve nodes: all have cpu_usage, two lack memory_usage.
         let node = |i: usize| RowValues {
             name: format!("n{i:02}"),
             node: String::new(),
-            values: vec![Some(1.0), None],
+            values: vec![Some(1.0), (i < 10).then_some(1.0), None],
         };
         let column = |table, column, name, outcome| ColumnOutcome {
             table,
@@ -473,38 +497,45 @@ mod tests {
             error_type: "execution".into(),
             error: "many-to-many\nmatching".into(),
         };
-        let cycle = CycleRows {
-            rows: PerTable::default(),
-            outcome: Outcome {
-                rows: PerTable {
-                    nodes: vec![(0..12).map(node).collect()],
-                    pods: vec![Vec::new()],
-                },
-                columns: vec![
-                    column(TableKind::Nodes, 0, "cpu_usage", Some(Ok(12))),
-                    column(TableKind::Nodes, 1, "wattage", Some(Ok(0))),
-                    column(TableKind::Pods, 0, "cpu_usage", Some(Err(error))),
-                ],
-                unmapped: vec!["10.0.0.7".into()],
-                duplicates: Vec::new(),
-                mapping_errors: Vec::new(),
+        let outcome = Outcome {
+            rows: PerTable {
+                nodes: vec![(0..12).map(node).collect()],
+                pods: vec![Vec::new()],
             },
+            columns: vec![
+                column(TableKind::Nodes, 0, "cpu_usage", Some(Ok(12))),
+                column(TableKind::Nodes, 1, "memory_usage", Some(Ok(10))),
+                column(TableKind::Nodes, 2, "wattage", Some(Ok(0))),
+                column(TableKind::Pods, 0, "cpu_usage", Some(Err(error))),
+            ],
+            unmapped: vec!["10.0.0.7".into()],
+            duplicates: Vec::new(),
+            mapping_errors: Vec::new(),
         };
-        let hints = vec![None, Some("no meter".to_string()), None];
-        let text = render(&cycle, &hints, "HEADER", "exp");
+        let hints = vec![None, None, Some("no meter".to_string()), None];
+        let text = render(&outcome, &hints, "HEADER", "exp");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "HEADER");
         assert!(lines[3].starts_with("nodes  cpu_usage"), "{text}");
         assert!(lines[3].contains("      12  n00, n01"), "{text}");
         assert!(lines[3].ends_with("n09, ... and 2 more"), "{text}");
-        assert!(lines[4].contains("(none)"), "{text}");
+        assert!(lines[4].starts_with("nodes  memory_usage"), "{text}");
+        assert!(lines[5].trim_start() == "empty for: n10, n11", "{text}");
+        assert!(lines[6].contains("(none)"), "{text}");
         assert!(
-            lines[5].trim_start().starts_with("hint: no meter"),
+            lines[7].trim_start().starts_with("hint: no meter"),
             "{text}"
         );
-        assert!(lines[6].contains("error") && lines[6].contains("many-to-many matching"));
+        assert!(lines[8].contains("error") && lines[8].contains("many-to-many matching"));
         assert!(text.contains("unmapped node addresses: 10.0.0.7"), "{text}");
         assert!(text.contains(UNMAPPED_HINT), "{text}");
-        assert!(text.contains("1 of 3 columns have values"), "{text}");
+        assert!(
+            text.contains("2 of 4 columns have values (1 empty for some rows: nodes.memory_usage): 12 node rows, 0 pod rows"),
+            "{text}"
+        );
+        assert!(
+            text.contains("warning: no pod rows of namespace \"exp\""),
+            "{text}"
+        );
     }
 }

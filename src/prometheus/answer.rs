@@ -12,33 +12,22 @@ use std::io::{BufReader, Read};
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::format::Millis;
+use crate::time::Millis;
 
-/// Labels the agent reads; all others are skipped unread.
-pub const KEPT_LABELS: [&str; 15] = [
-    "node",
-    "node_name",
-    "kubernetes_node_name",
-    "nodename",
-    "instance",
-    "pod_name",
-    "kubernetes_pod_name",
-    "pod",
-    "container_namespace",
-    "pod_namespace",
-    "kubernetes_pod_namespace",
-    "namespace",
-    "internal_ip",
-    "pod_ip",
-    // The column of a combined query's series (cycle::COLUMN_LABEL).
-    "prometheus_agent_column",
-];
+/// Labels the agent reads (`tables::identity`, where the readers are); all others are
+/// skipped unread.
+pub use crate::tables::identity::KEPT_LABELS;
+
+const _: () = assert!(
+    KEPT_LABELS.len() <= 32,
+    "Labels keeps a 32-bit presence mask"
+);
 
 /// The kept labels of one series.
 #[derive(Debug, Clone, Default)]
 pub struct Labels {
     values: [String; KEPT_LABELS.len()],
-    present: u16,
+    present: u32,
 }
 
 impl Labels {
@@ -54,7 +43,12 @@ impl Labels {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        let at = kept_index(name)?;
+        let at = kept_index(name);
+        debug_assert!(
+            at.is_some(),
+            "label {name:?} is read but not in KEPT_LABELS"
+        );
+        let at = at?;
         (self.present & (1 << at) != 0).then(|| self.values[at].as_str())
     }
 
@@ -153,10 +147,19 @@ impl fmt::Display for QueryError {
             QueryError::Garbage {
                 http_status,
                 detail,
-            } => write!(
-                f,
-                "not a Prometheus API answer (HTTP {http_status}): {detail}"
-            ),
+            } => {
+                write!(
+                    f,
+                    "not a Prometheus API answer (HTTP {http_status}): {detail}"
+                )?;
+                if *http_status == 404 {
+                    write!(
+                        f,
+                        " (is PROMETHEUS_URL the server's base URL, with its path prefix if any?)"
+                    )?;
+                }
+                Ok(())
+            }
             QueryError::TooLarge(what) => write!(f, "answer too large: {what}"),
         }
     }
@@ -699,7 +702,10 @@ mod tests {
         let series = read(body, LIMITS).unwrap();
         assert_eq!(series.len(), 4);
         assert_eq!(series[0].0.get("node"), Some("a"));
-        assert_eq!(series[0].0.get("job"), None, "unread labels are dropped");
+        assert!(
+            !series[0].0.to_string().contains("job"),
+            "unread labels are dropped"
+        );
         assert_eq!(series[0].1, vec![(1_700_000_000_500, 0.5625)]);
         assert!(series[1].1[0].1.is_nan());
         assert_eq!(series[2].1[0].1, f64::INFINITY);

@@ -1,0 +1,182 @@
+//! Routing without sockets: what each request turns into.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tiny_http::Method;
+
+use super::handlers::{Asked, Routed, route};
+use super::reply::Reply;
+use super::*;
+use crate::buffer::{Buffer, Row, RowFilter};
+use crate::eval::Evaluator;
+use crate::prometheus::{Eval, QueryError, QuerySource, Series};
+use crate::status::Status;
+use crate::tables::queries::Queries;
+use crate::tables::schema::{PerTable, TableKind};
+use crate::time::{Grid, now_ms};
+
+/// Routing never asks Prometheus; a source that would fail proves it.
+struct Unreachable;
+
+impl QuerySource for Unreachable {
+    fn query(&self, _: &str, _: Eval, _: &mut dyn FnMut(Series<'_>)) -> Result<usize, QueryError> {
+        Err(QueryError::Transport("not in routing tests".into()))
+    }
+}
+
+fn app() -> App {
+    let buffers = PerTable::new(|kind| Arc::new(Buffer::new(kind, 10)));
+    buffers.nodes.push(vec![Row {
+        observation_ms: 1000,
+        line: Arc::from("n1,a\n"),
+    }]);
+    buffers.nodes.push(vec![Row {
+        observation_ms: 2000,
+        line: Arc::from("n1,b\n"),
+    }]);
+    let queries = Queries::build("exp", Duration::from_secs(60), &Default::default()).unwrap();
+    let grid = Grid::every(15_000);
+    App {
+        buffers,
+        status: Arc::new(Status::new(Duration::from_secs(1))),
+        evaluator: Arc::new(Evaluator::new(Arc::new(Unreachable), queries, "exp", grid)),
+        streams: streams::Streams::new(2),
+        past: slots::Slots::new(slots::MAX_CONCURRENT),
+        buffer_size: 10,
+    }
+}
+
+fn ask<'a>(method: &'a Method, url: &'a str, websocket: bool) -> Asked<'a> {
+    Asked {
+        method,
+        url,
+        websocket,
+        accept: "*/*",
+    }
+}
+
+fn get(app: &App, method: &Method, url: &str, websocket: bool) -> Reply {
+    match route(app, ask(method, url, websocket)) {
+        Routed::Reply(reply) => reply,
+        other => panic!("{url} routed to {other:?}"),
+    }
+}
+
+#[test]
+fn downloads() {
+    let app = app();
+    let r = get(&app, &Method::Get, "/nodes?size=1", false);
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with("instance,collection_time"));
+    assert!(r.body.ends_with("\nn1,b\n"), "{}", r.body);
+    assert_eq!(r.content_type, "text/csv; charset=utf-8");
+    assert!(r.headers.contains(&(
+        "Content-Disposition",
+        "attachment; filename=\"nodes.csv\"".into()
+    )));
+    let d = get(&app, &Method::Get, "/download", false);
+    assert_eq!(d.body.lines().count(), 3);
+    let p = get(&app, &Method::Head, "/pods", false);
+    assert_eq!(p.status, 200);
+    assert!(p.headers.contains(&(
+        "Content-Disposition",
+        "attachment; filename=\"pods.csv\"".into()
+    )));
+    assert_eq!(p.body.lines().count(), 1);
+    let s = get(&app, &Method::Get, "/nodes?since=1.5", false);
+    assert!(s.body.ends_with("\nn1,b\n") && s.body.lines().count() == 2);
+}
+
+#[test]
+fn history_energy_and_streams_are_handed_on() {
+    let app = app();
+    let now = now_ms() / 1000;
+    let history = format!("/pods?start={}&step=30s", now - 600);
+    match route(&app, ask(&Method::Get, &history, false)) {
+        Routed::History(TableKind::Pods, asked) => {
+            let span = asked.what;
+            assert_eq!((span.step, span.steps()), (30_000, 21));
+        }
+        other => panic!("{other:?}"),
+    }
+    let energy = format!("/energy?start={}", now - 600);
+    assert!(matches!(
+        route(&app, ask(&Method::Get, &energy, false)),
+        Routed::Energy(TableKind::Nodes, _)
+    ));
+    assert!(matches!(
+        route(&app, ask(&Method::Get, "/metrics/pods?size=1", true)),
+        Routed::Stream(
+            TableKind::Pods,
+            params::Asked {
+                what: RowFilter { size: Some(1), .. },
+                header: true
+            }
+        )
+    ));
+    assert!(matches!(
+        route(&app, ask(&Method::Get, "/metrics", false)),
+        Routed::Stream(TableKind::Nodes, _)
+    ));
+}
+
+#[test]
+fn errors_are_one_line() {
+    let app = app();
+    for (method, url, ws, status) in [
+        (Method::Get, "/nope", false, 404),
+        (Method::Get, "/nodes/", false, 404),
+        (Method::Post, "/nodes", false, 405),
+        (Method::Delete, "/readyz", false, 405),
+        (Method::Get, "/nodes?size=11", false, 400),
+        (Method::Get, "/pods?since=x", false, 400),
+        (Method::Get, "/pods?x=1", false, 400),
+        (Method::Get, "/nodes?start=1&size=2", false, 400),
+        (Method::Get, "/energy/pods", false, 400),
+        (Method::Get, "/metrics?since=1", false, 400),
+        (Method::Get, "/nodes", true, 400),
+        (Method::Get, "/energy?start=1", true, 400),
+        (Method::Get, "/readyz", false, 503),
+    ] {
+        let r = get(&app, &method, url, ws);
+        assert_eq!(r.status, status, "{method} {url}");
+        assert_eq!(r.body.lines().count(), 1, "{url}: {:?}", r.body);
+    }
+    let r = get(&app, &Method::Put, "/nodes", false);
+    assert!(r.headers.contains(&("Allow", "GET, HEAD".into())));
+    let r = get(&app, &Method::Get, "/nope", false);
+    assert!(r.body.contains("/energy/pods"), "{}", r.body);
+}
+
+#[test]
+fn health_and_index() {
+    let app = app();
+    assert_eq!(get(&app, &Method::Get, "/livez", false).status, 200);
+    let r = get(&app, &Method::Get, "/readyz", false);
+    assert!(r.body.contains("no successful cycle yet"));
+    app.status
+        .cycle_succeeded(Duration::ZERO, &PerTable::default());
+    assert_eq!(get(&app, &Method::Get, "/readyz", false).status, 200);
+    let index = get(&app, &Method::Get, "/", false);
+    assert_eq!(index.body, routes::index());
+    // A browser gets the live page, and its library under /page/.
+    let browser = Asked {
+        accept: "text/html,application/xhtml+xml,*/*;q=0.8",
+        ..ask(&Method::Get, "/", false)
+    };
+    let Routed::Reply(page) = route(&app, browser) else {
+        panic!("the page")
+    };
+    assert_eq!(page.content_type, "text/html; charset=utf-8");
+    assert!(page.body.contains("<html"));
+    assert_eq!(
+        get(&app, &Method::Get, "/page/nothing.js", false).status,
+        404
+    );
+    let m = get(&app, &Method::Get, "/agent/metrics", false);
+    assert!(
+        m.body
+            .contains("prometheus_agent_rows_buffered{table=\"nodes\"} 2")
+    );
+}
