@@ -596,7 +596,7 @@ fn query_range_steps_and_recent_points(engines: &Engines) {
     }
 }
 
-/// Energy over long windows (README, "Energy per run"): `rate(c[N]) * N` and
+/// Energy over long windows (README, "Energy per window"): `rate(c[N]) * N` and
 /// `avg_over_time(g[N]) * N` give the truth on both engines; `increase(c[N])`
 /// does on Prometheus and, on VictoriaMetrics, is off by at most one scrape
 /// interval's worth. For a series that began inside the window, `rate * N`

@@ -1,4 +1,4 @@
-//! Live streams of new rows (README, "Streams: recording a run"), over WebSocket
+//! Live streams of new rows (README, "Streams"), over WebSocket
 //! (`websocket`) or chunked HTTP (`chunked`); what they send, in order, is the `feed`.
 //!
 //! Each client has its own thread and its own subscription on the buffer, so every client
