@@ -44,7 +44,7 @@ fn every_cited_section_exists() {
     }
     let mut cited = 0;
     for source in sources.iter().filter(|s| !s.ends_with("tests/docs.rs")) {
-        let text = std::fs::read_to_string(&source).unwrap_or_default();
+        let text = std::fs::read_to_string(source).unwrap_or_default();
         for (document, marker) in [
             ("README.md", "README, \""),
             ("docs/design.md", "docs/design.md, \""),
@@ -63,7 +63,7 @@ fn every_cited_section_exists() {
                 let section = section.join(" ");
                 cited += 1;
                 assert!(
-                    headings(document).iter().any(|h| *h == section),
+                    headings(document).contains(&section),
                     "{} cites {document}, \"{section}\", which has no such heading",
                     source.display()
                 );
