@@ -426,6 +426,11 @@ fn sigterm_and_sigint_exit_zero_within_two_seconds() {
         let status = status.unwrap_or_else(|| panic!("SIG{signal}: still running"));
         assert_eq!(status.code(), Some(0), "SIG{signal}");
         assert!(took < Duration::from_secs(2), "SIG{signal} took {took:?}");
+        let log = agent.full_log();
+        assert!(
+            log.contains(&format!("received SIG{signal}; shutting down")),
+            "{log}"
+        );
     }
 }
 

@@ -174,6 +174,39 @@ fn unreachable_prometheus_exits_1_and_names_the_error() {
 }
 
 #[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    let prometheus = Prometheus::start(&[]);
+    let agent = env!("CARGO_BIN_EXE_prometheus-agent");
+    // The reader is gone before the agent writes: every write meets a closed pipe.
+    for command in [
+        format!(
+            "PROMETHEUS_URL={} NAMESPACE=exp {agent} check",
+            prometheus.url()
+        ),
+        format!("{agent} --help"),
+        format!("{agent} --version"),
+    ] {
+        let output = Command::new("bash")
+            .args([
+                "-c",
+                &format!("{{ sleep 0.2; {command}; echo \"exit $?\" >&2; }} | true"),
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("bash");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{command}: {stderr}");
+        // check: 1, as ever without pods of the namespace; --help and --version: 0.
+        let expected = if command.ends_with("check") {
+            "exit 1"
+        } else {
+            "exit 0"
+        };
+        assert!(stderr.contains(expected), "{command}: {stderr}");
+    }
+}
+
+#[test]
 fn bad_configuration_exits_2() {
     let output = Command::new(env!("CARGO_BIN_EXE_prometheus-agent"))
         .arg("check")

@@ -296,6 +296,56 @@ fn energy_matches_the_truth(engine: Engine, convention: Convention) {
         ),
     );
     assert!(early.rows.is_empty(), "{:?}", early.rows);
+    // A window too short for any counter to grow in it (one grid point, no two scrapes): no
+    // source has energy there, yet every node and pod with a live row in it gets a row, its
+    // fields empty.
+    let short = format!("start={}.800&end={}.200", end / 1000 - 1, end / 1000);
+    for (path, key, truth) in [
+        (
+            "/energy/nodes",
+            "instance",
+            stack.scenario.expected_nodes(10.0).len(),
+        ),
+        (
+            "/energy/pods",
+            "name",
+            stack.scenario.expected_pods(NAMESPACE).len(),
+        ),
+    ] {
+        let t = table(&agent, &format!("{path}?{short}"));
+        assert_eq!(t.rows.len(), truth, "{path}: {:?}", t.rows);
+        let first_value = t.column("seconds").expect("seconds") + 1;
+        for row in &t.rows {
+            assert!(!row[t.column(key).expect(key)].is_empty(), "{row:?}");
+            assert!(
+                row[first_value..].iter().all(String::is_empty),
+                "{path}: {row:?}"
+            );
+        }
+    }
+    // An end a little ahead of the agent's clock is the agent's now; further ahead is a 400
+    // that shows the agent's clock.
+    let now = support::exporter::now_ms() / 1000;
+    let ahead = table(
+        &agent,
+        &format!("/energy/nodes?start={}&end={}", now - 10, now + 1),
+    );
+    let end_column = ahead.column("end").expect("end");
+    for row in &ahead.rows {
+        let end = support::table::parse_rfc3339_ms(&row[end_column]).expect("end");
+        assert!(end <= support::exporter::now_ms(), "{row:?}");
+    }
+    let (status, body) = support::prometheus::curl_status(&format!(
+        "{}/energy/nodes?start={}&end={}",
+        agent.url(),
+        now - 10,
+        now + 30
+    ));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("ahead of the agent's clock") && body.contains("agent clock 20"),
+        "{body}"
+    );
 }
 
 /// `websocat` capturing `url` until killed; the captured text.

@@ -64,17 +64,23 @@ pub fn energy_lines(
     ))
 }
 
-/// The rows the live queries had at any grid point of `window` (values unused).
+/// The rows the live queries had at any grid point of `window` (values unused); a window
+/// shorter than the grid asks for the last grid point before its end.
 fn presence(
     evaluator: &Evaluator,
     kind: TableKind,
     window: Window,
 ) -> Result<Evaluated, QueryError> {
     let span = window.end - window.start;
-    let step = evaluator
-        .grid()
-        .interval()
-        .max((span + PRESENCE_POINTS - 1) / PRESENCE_POINTS);
+    let grid = Grid::every(
+        evaluator
+            .grid()
+            .interval()
+            .max((span + PRESENCE_POINTS - 1) / PRESENCE_POINTS),
+    );
+    let last = grid.floor(window.end);
+    // Grid points after `last - range`: those from the window's first one to `last`.
+    let range = (last - grid.ceil(window.start)).max(0) + 1;
     let columns = evaluator
         .live_plan(kind)
         .columns
@@ -83,19 +89,27 @@ fn presence(
             promql: planned
                 .promql
                 .as_ref()
-                .map(|q| presence_query(q, span, step)),
+                .map(|q| presence_query(q, range, grid.interval())),
             ..planned.clone()
         })
         .collect();
-    let steps = Steps::at(Grid::every(step).floor(window.end));
-    evaluator.evaluate(Purpose::Energy, &Plan::new(columns), steps, Form::History)
+    evaluator.evaluate(
+        Purpose::Energy,
+        &Plan::new(columns),
+        Steps::at(last),
+        Form::History,
+    )
 }
 
-/// `promql` evaluated at every `step` of the `span` before the evaluation time (Prometheus
+/// `promql` evaluated at every `step` in the `range` before the evaluation time (Prometheus
 /// aligns subquery steps to multiples of `step`: the live grid).
-fn presence_query(promql: &str, span: Millis, step: Millis) -> String {
-    let range = |ms: Millis| promql_duration(std::time::Duration::from_millis(ms.max(1) as u64));
-    format!("max_over_time(({promql})[{}:{}])", range(span), range(step))
+fn presence_query(promql: &str, range: Millis, step: Millis) -> String {
+    let duration = |ms: Millis| promql_duration(std::time::Duration::from_millis(ms.max(1) as u64));
+    format!(
+        "max_over_time(({promql})[{}:{}])",
+        duration(range),
+        duration(step)
+    )
 }
 
 /// `energy` rows, plus an empty row for each row in `present` that energy lacks, by name.
