@@ -21,7 +21,7 @@ use crate::prometheus::Client;
 use crate::status::Status;
 use crate::tables::queries::Queries;
 use crate::tables::schema::PerTable;
-use crate::time::Grid;
+use crate::time::{Grid, Millis};
 
 /// How long streams get to send their close frame at shutdown (the whole stop is under 2 s).
 const STOP_GRACE: Duration = Duration::from_millis(1500);
@@ -39,6 +39,7 @@ pub fn evaluator(config: &Config) -> Result<Evaluator, ConfigError> {
         queries,
         &config.namespace,
         Grid::new(config.update_interval),
+        config.window.as_millis() as Millis,
     ))
 }
 
@@ -63,6 +64,8 @@ pub fn start(config: &Config) -> Result<Running, ExitCode> {
         streams: http::streams::Streams::new(config.max_streams),
         past: Slots::new(MAX_CONCURRENT),
         buffer_size: config.buffer_size,
+        max_node_watts: config.max_node_watts,
+        demand: Arc::default(),
     });
     let http = http::start(config.listen_addr, config.http, Arc::clone(&app))
         .map_err(|e| fail(&format!("{e} (check LISTEN_ADDR / PORT)")))?;
@@ -72,6 +75,8 @@ pub fn start(config: &Config) -> Result<Running, ExitCode> {
         grid: app.evaluator.grid(),
         buffers: app.buffers.clone(),
         status: Arc::clone(&app.status),
+        max_node_watts: config.max_node_watts,
+        demand: Arc::clone(&app.demand),
     };
     std::thread::Builder::new()
         .name("poller".into())

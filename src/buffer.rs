@@ -7,19 +7,43 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use log::warn;
 
-use crate::tables::schema::{Measure, TableKind, header};
+use crate::tables::schema::{Measure, TableKind, header, header_with};
 use crate::time::Millis;
 
-/// A finished row: when its cycle was observed, and its CSV line ending in `\n`.
+/// A finished row: when its cycle was observed, its CSV line ending in `\n`, and its data
+/// problems once computed (`problems=1`; shared by every copy of the row).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub observation_ms: Millis,
     pub line: Arc<str>,
+    pub problems: Arc<OnceLock<Arc<str>>>,
+}
+
+impl Row {
+    pub fn new(observation_ms: Millis, line: Arc<str>) -> Row {
+        Row {
+            observation_ms,
+            line,
+            problems: Arc::default(),
+        }
+    }
+
+    /// The line with its `problems` field appended (empty until computed).
+    pub fn with_problems(&self) -> String {
+        self.with_problems_or("")
+    }
+
+    /// The line with its `problems` field appended, `missing` when not computed.
+    pub fn with_problems_or(&self, missing: &str) -> String {
+        let problems = self.problems.get().map_or(missing, |p| &**p);
+        let line = self.line.strip_suffix('\n').unwrap_or(&self.line);
+        format!("{line},{problems}\n")
+    }
 }
 
 /// Which buffered rows a client asked for: those after `since`, then the last `size`.
@@ -68,6 +92,7 @@ struct Subscriber {
 
 /// A stream client's end: the buffered rows that passed its filter, then every new row.
 pub struct Subscription {
+    pub kind: TableKind,
     pub backlog: Vec<Row>,
     /// The observation time of the oldest buffered cycle when the subscription started.
     pub oldest_buffered: Option<Millis>,
@@ -181,6 +206,7 @@ impl Buffer {
             overflowed: Arc::clone(&overflowed),
         });
         Some(Subscription {
+            kind: self.kind,
             backlog,
             oldest_buffered,
             rx,
@@ -229,20 +255,40 @@ impl Buffer {
         select(&self.lock().rows, filter)
     }
 
+    /// The rows of the buffered cycle observed at `at` (none when it is not buffered).
+    pub fn cycle_at(&self, at: Millis) -> Vec<Row> {
+        let inner = self.lock();
+        inner
+            .rows
+            .iter()
+            .filter(|r| r.observation_ms == at)
+            .cloned()
+            .collect()
+    }
+
+    /// `rows` as one CSV document: the header (unless not `with_header`), and the rows with
+    /// their `problems` field when `with_problems`.
+    pub fn csv_of(&self, rows: &[Row], with_header: bool, with_problems: bool) -> String {
+        let mut out = String::with_capacity(
+            self.header.len() + rows.iter().map(|r| r.line.len() + 1).sum::<usize>(),
+        );
+        if with_header {
+            out.push_str(&header_with(self.kind, Measure::Live, with_problems));
+        }
+        for row in rows {
+            if with_problems {
+                out.push_str(&row.with_problems());
+            } else {
+                out.push_str(&row.line);
+            }
+        }
+        out
+    }
+
     /// The header (unless not `with_header`) and the rows passing `filter`, as one CSV
     /// document.
     pub fn csv(&self, filter: &RowFilter, with_header: bool) -> String {
-        let rows = self.snapshot(filter);
-        let mut out = String::with_capacity(
-            self.header.len() + rows.iter().map(|r| r.line.len()).sum::<usize>(),
-        );
-        if with_header {
-            out.push_str(&self.header);
-        }
-        for row in &rows {
-            out.push_str(&row.line);
-        }
-        out
+        self.csv_of(&self.snapshot(filter), with_header, false)
     }
 }
 
@@ -305,10 +351,10 @@ mod tests {
 
     /// A row collected at `collected_ms`, in the cycle of the second before it.
     fn row(collected_ms: Millis, text: &str) -> Row {
-        Row {
-            observation_ms: collected_ms - collected_ms % 1000,
-            line: Arc::from(format!("{text}\n")),
-        }
+        Row::new(
+            collected_ms - collected_ms % 1000,
+            Arc::from(format!("{text}\n")),
+        )
     }
 
     fn lines(rows: &[Row]) -> Vec<&str> {
@@ -319,6 +365,7 @@ mod tests {
     fn buffer_keeps_whole_cycles_and_filters() {
         let table = Buffer::new(TableKind::Nodes, 3);
         assert_eq!(table.csv(&RowFilter::default(), true), &**table.header());
+        assert_eq!(table.csv(&RowFilter::default(), false), "");
         table.push(vec![row(1000, "a"), row(1000, "b")]);
         table.push(vec![row(2000, "c"), row(2000, "d")]);
         // Four rows exceed the capacity of three: the oldest cycle goes as a whole.

@@ -49,6 +49,7 @@ Configuration (environment):
   PROMETHEUS_MAX_ANSWER_BYTES  largest answer read, bytes or     [64Mi]
                      Ki/Mi/Gi; a larger one is that column's error
   PROMETHEUS_MAX_SERIES  most series read from one answer        [50000]
+  MAX_NODE_WATTS     above this a node's power is implausible    [5000]
   HTTP_MAX_CONNECTIONS  open connections, streams included       [128]
                      (when full, a new one closes the connection
                      that has waited longest for a request)
@@ -97,6 +98,8 @@ pub struct Config {
     pub extra_headers: Vec<(String, String)>,
     pub max_answer_bytes: u64,
     pub max_series: usize,
+    /// Watts no node draws: above them a power is `implausible` (data quality).
+    pub max_node_watts: f64,
     pub http: HttpLimits,
 }
 
@@ -202,6 +205,7 @@ impl Config {
                 None => 64 << 20,
             },
             max_series: parse_count(env, "PROMETHEUS_MAX_SERIES", 50_000, 1, 100_000_000)?,
+            max_node_watts: max_node_watts(env)?,
             http: parse_http_limits(env, max_streams)?,
         })
     }
@@ -261,6 +265,21 @@ fn listen_addr(env: &dyn Env) -> Result<SocketAddr, ConfigError> {
         Some(v) => parse_listen_addr(&v),
         None => Ok(SocketAddr::from(([0, 0, 0, 0], port))),
     }
+}
+
+fn max_node_watts(env: &dyn Env) -> Result<f64, ConfigError> {
+    let Some(v) = get(env, "MAX_NODE_WATTS") else {
+        return Ok(5000.0);
+    };
+    v.parse::<f64>()
+        .ok()
+        .filter(|w| w.is_finite() && *w > 0.0 && *w <= 1e9)
+        .ok_or_else(|| {
+            err(
+                "MAX_NODE_WATTS",
+                format!("{v:?} must be a number of watts above 0, like 5000"),
+            )
+        })
 }
 
 fn prometheus_timeout(env: &dyn Env) -> Result<Duration, ConfigError> {
@@ -497,6 +516,7 @@ mod tests {
         assert_eq!(c.namespace_source, NamespaceSource::Fallback);
         assert_eq!(c.max_answer_bytes, 64 << 20);
         assert_eq!(c.max_series, 50_000);
+        assert_eq!(c.max_node_watts, 5000.0);
         assert_eq!(c.update_interval, Duration::from_secs(15));
         assert_eq!(c.window, Duration::from_secs(60));
         assert_eq!(c.listen_addr, "0.0.0.0:8000".parse().unwrap());
@@ -622,6 +642,20 @@ mod tests {
             ("MAX_STREAMS", "1.5"),
         ] {
             assert_eq!(config(&[(var, val)]).unwrap_err().variable, var);
+        }
+    }
+
+    #[test]
+    fn max_node_watts() {
+        assert_eq!(
+            config(&[("MAX_NODE_WATTS", "1200.5")])
+                .unwrap()
+                .max_node_watts,
+            1200.5
+        );
+        for bad in ["0", "-5", "lots", "inf"] {
+            let e = config(&[("MAX_NODE_WATTS", bad)]).unwrap_err();
+            assert_eq!(e.variable, "MAX_NODE_WATTS", "{bad}");
         }
     }
 

@@ -4,45 +4,55 @@
 //! One instant query per column at `time=end` over a range of `end − start`: counters give
 //! their growth, power gauges their time average times the span. Every node and pod that had
 //! a live row in the window gets a row, with empty fields where a source had nothing: the
-//! live queries are asked once more as a subquery over the window's grid points.
+//! live queries are asked once more as a subquery over the window's grid points. Each row ends
+//! in the data problems of its sources in the window (`quality`).
 
 use super::evaluator::{Evaluated, Evaluator, Purpose};
 use super::fold::RowValues;
 use super::plan::{Plan, Planned};
+use super::quality::{self, Audit, Finding};
 use super::render::{self, Form};
 use super::steps::Steps;
 use crate::prometheus::QueryError;
 use crate::tables::queries::promql_duration;
-use crate::tables::schema::{Measure, TableKind, header, value_columns};
+use crate::tables::schema::{Measure, TableKind, energy_column, header, value_columns};
 use crate::time::{Grid, Millis, Window};
 
 /// Grid points a presence subquery evaluates at most; longer windows use a coarser step.
 const PRESENCE_POINTS: Millis = 1_000;
 
-/// The energy CSV of `kind` for `window`: the header (unless not `with_header`) and one row
-/// per node or pod.
-pub fn energy_csv(
-    evaluator: &Evaluator,
-    kind: TableKind,
-    window: Window,
-    with_header: bool,
-) -> Result<String, QueryError> {
-    let mut csv = if with_header {
-        header(kind, Measure::Energy)
+/// How an energy table is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct EnergyRequest {
+    pub kind: TableKind,
+    pub window: Window,
+    pub with_header: bool,
+    /// The live tables' rows per cycle (nodes + pods): sizes the quality scan's chunks.
+    pub rows_per_step: usize,
+}
+
+/// The energy CSV of a request: the header (unless not asked) and one row per node or pod,
+/// each ending in the data problems of its sources in the window.
+pub fn energy_csv(audit: &Audit, asked: EnergyRequest) -> Result<String, QueryError> {
+    let mut csv = if asked.with_header {
+        header(asked.kind, Measure::Energy)
     } else {
         String::new()
     };
-    for line in energy_lines(evaluator, kind, window)? {
+    let findings = audit.window(asked.window, asked.rows_per_step)?;
+    for line in energy_lines(audit.evaluator, asked.kind, asked.window, &findings)? {
         csv.push_str(&line);
     }
     Ok(csv)
 }
 
-/// The energy rows of `kind` for `window`, without the header.
+/// The energy rows of `kind` for `window`, without the header, each ending in the problems
+/// `findings` name for its row.
 pub fn energy_lines(
     evaluator: &Evaluator,
     kind: TableKind,
     window: Window,
+    findings: &[Finding],
 ) -> Result<Vec<String>, QueryError> {
     let energy = evaluator.energy(Purpose::Energy, &[kind], window)?;
     let present = presence(evaluator, kind, window)?;
@@ -52,15 +62,26 @@ pub fn energy_lines(
         present.outcome.step(kind, 0),
         width,
     );
+    let columns = value_columns(kind, Measure::Energy);
+    let problems: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let of_row = findings
+                .iter()
+                .filter(|f| f.table == kind && f.row() == row.name);
+            quality::problems_field(of_row, columns, |live| energy_column(kind, live))
+        })
+        .collect();
     let form = Form::Energy {
         start: window.start,
     };
-    Ok(render::lines(
+    Ok(render::lines_with(
         kind,
         &rows,
         form,
         window.end,
         evaluator.namespace(),
+        Some(&problems),
     ))
 }
 

@@ -30,6 +30,8 @@ pub enum Purpose {
     Energy,
     /// `prometheus-agent check`.
     Check,
+    /// The data-quality audit.
+    Quality,
 }
 
 impl Purpose {
@@ -40,6 +42,7 @@ impl Purpose {
             Purpose::History => "history ",
             Purpose::Energy => "energy ",
             Purpose::Check => "check ",
+            Purpose::Quality => "quality ",
         }
     }
 }
@@ -123,7 +126,7 @@ pub fn evaluate(
     let widths = PerTable::new(|table| plan.of_table(table).count());
     let mut fold = Fold::new(steps, namespace, widths);
     let columns = run_queries(source, plan, steps, &mut fold, batching)?;
-    let mapping_errors = map_addresses(source, names, &fold, steps.last());
+    let mapping_errors = map_addresses(source, names, fold.node_labels(), steps.last());
     let names = lock(names);
     let unmapped: BTreeSet<String> = fold
         .node_labels()
@@ -162,6 +165,7 @@ pub struct Evaluator {
     names: Mutex<NodeNames>,
     namespace: Arc<str>,
     grid: Grid,
+    window: Millis,
     queries: Queries,
     live: Plan,
     live_per_table: PerTable<Plan>,
@@ -175,12 +179,14 @@ impl Evaluator {
         queries: Queries,
         namespace: &str,
         grid: Grid,
+        window: Millis,
     ) -> Evaluator {
         Evaluator {
             source,
             names: Mutex::new(NodeNames::new()),
             namespace: namespace.into(),
             grid,
+            window,
             live: plan(&queries, &TableKind::ALL, Measure::Live, 0),
             live_per_table: PerTable::new(|kind| plan(&queries, &[kind], Measure::Live, 0)),
             queries,
@@ -221,6 +227,22 @@ impl Evaluator {
     /// The live queries of `kind`.
     pub fn live_plan(&self, kind: TableKind) -> &Plan {
         self.live_per_table.get(kind)
+    }
+
+    /// The node names of node labels (addresses mapped, asked for at `at` when new).
+    pub fn node_names<'a>(
+        &self,
+        labels: impl IntoIterator<Item = &'a str> + Clone,
+        at: Millis,
+    ) -> Vec<String> {
+        let _ = map_addresses(&*self.source, &self.names, labels.clone(), at);
+        let names = lock(&self.names);
+        labels.into_iter().map(|l| names.resolve(l)).collect()
+    }
+
+    /// `WINDOW` in milliseconds: what every live row averages over.
+    pub fn window(&self) -> Millis {
+        self.window
     }
 
     /// Both tables' live queries at `at` (a live cycle, or `check`).
@@ -288,7 +310,7 @@ impl Evaluator {
     fn batching(&self, purpose: Purpose) -> &Batching {
         match purpose {
             Purpose::Live => &self.batchings.live,
-            Purpose::History => &self.batchings.history,
+            Purpose::History | Purpose::Quality => &self.batchings.history,
             Purpose::Energy => &self.batchings.energy,
             Purpose::Check => &self.batchings.check,
         }

@@ -7,11 +7,13 @@
 //! evaluation time here). Memory stays bounded whatever the span: rows leave as soon as their
 //! chunk is written.
 
-use super::evaluator::Evaluator;
+use super::evaluator::{Evaluated, Evaluator, Purpose};
+use super::quality::{Audit, Finding, rows};
+use super::render::{self, Form};
 use super::steps::Steps;
 use crate::prometheus::QueryError;
 use crate::tables::schema::TableKind;
-use crate::time::{Millis, Span, now_ms};
+use crate::time::{Millis, Span, Window, now_ms};
 
 /// Most steps asked for in one range query (Prometheus refuses more than 11,000 points).
 pub const MAX_CHUNK_STEPS: usize = 1_000;
@@ -21,14 +23,53 @@ const CHUNK_ROWS: usize = 5_000;
 /// fills the last 30 s of a range answer with older points (docs/engines.md).
 const RECENT: Millis = 60_000;
 
+/// The steps of a span, chunk by chunk: ranges of steps old enough for every engine, then
+/// each recent step as an instant query, the way a live cycle asks.
+#[derive(Debug, Clone, Copy)]
+pub struct Chunks {
+    span: Span,
+    /// Index of the next step to hand out.
+    next: i64,
+    per_chunk: usize,
+}
+
+impl Chunks {
+    /// Chunks of `span` for a table of `rows_per_step` rows (at most 5,000 rows a chunk).
+    pub fn new(span: Span, rows_per_step: usize) -> Chunks {
+        Chunks {
+            span,
+            next: 0,
+            per_chunk: (CHUNK_ROWS / rows_per_step.max(1)).clamp(1, MAX_CHUNK_STEPS),
+        }
+    }
+
+    /// The steps of the next chunk, as of `now`; `None` when the span is done.
+    pub fn next_steps(&mut self, now: Millis) -> Option<Steps> {
+        let total = self.span.steps();
+        if self.next >= total {
+            return None;
+        }
+        let first = self.span.start + self.next * self.span.step;
+        let settled_before = now - RECENT;
+        let steps = if first > settled_before {
+            Steps::at(first)
+        } else {
+            let settled = (settled_before - first) / self.span.step + 1;
+            let count = (total - self.next).min(self.per_chunk as i64).min(settled);
+            Steps::range(first, self.span.step, count as usize)
+        };
+        self.next += steps.count() as i64;
+        Some(steps)
+    }
+}
+
 /// The rows of one table over a span, chunk by chunk, in time order.
 pub struct Export<'a> {
     evaluator: &'a Evaluator,
     kind: TableKind,
-    span: Span,
-    /// Index of the next step to evaluate.
-    next: i64,
-    per_chunk: usize,
+    chunks: Chunks,
+    /// With `problems=1`: the audit, and the source findings of the whole span.
+    problems: Option<(Audit<'a>, Vec<Finding>)>,
 }
 
 impl<'a> Export<'a> {
@@ -43,43 +84,71 @@ impl<'a> Export<'a> {
         Export {
             evaluator,
             kind,
-            span,
-            next: 0,
-            per_chunk: (CHUNK_ROWS / rows_per_step.max(1)).clamp(1, MAX_CHUNK_STEPS),
+            chunks: Chunks::new(span, rows_per_step),
+            problems: None,
         }
+    }
+
+    /// Rows that end in their data problems: the sources are audited over the whole span
+    /// (and the `WINDOW` before it) once, and each row gets the findings of its own window.
+    pub fn with_problems(mut self, audit: Audit<'a>, span: Span) -> Result<Self, QueryError> {
+        let window = Window {
+            start: span.start - self.evaluator.window(),
+            end: span.end,
+        };
+        let sources = audit.of_sources(window, &TableKind::ALL)?;
+        self.problems = Some((audit, sources));
+        Ok(self)
     }
 
     pub fn kind(&self) -> TableKind {
         self.kind
     }
 
-    /// The CSV lines of the next chunk, `None` when the span is done. An error means
+    /// The next chunk's rows, evaluated; `None` when the span is done. An error means
     /// Prometheus gave no usable answer: the export cannot go on.
-    pub fn next_chunk(&mut self) -> Option<Result<Vec<String>, QueryError>> {
-        let steps = self.next_steps(now_ms())?;
-        self.next += steps.count() as i64;
-        Some(
-            self.evaluator
-                .history(self.kind, steps)
-                .map(|evaluated| evaluated.lines(self.kind)),
-        )
+    pub fn next_evaluated(&mut self) -> Option<Result<Evaluated, QueryError>> {
+        let steps = self.chunks.next_steps(now_ms())?;
+        Some(self.evaluator.history(self.kind, steps))
     }
 
-    /// The steps of the next chunk: a range of steps old enough for every engine, or one
-    /// recent step as an instant query, the way a live cycle asks.
-    fn next_steps(&self, now: Millis) -> Option<Steps> {
-        let total = self.span.steps();
-        if self.next >= total {
-            return None;
-        }
-        let first = self.span.start + self.next * self.span.step;
-        let settled_before = now - RECENT;
-        if first > settled_before {
-            return Some(Steps::at(first));
-        }
-        let settled = (settled_before - first) / self.span.step + 1;
-        let count = (total - self.next).min(self.per_chunk as i64).min(settled);
-        Some(Steps::range(first, self.span.step, count as usize))
+    /// The CSV lines of the next chunk, `None` when the span is done.
+    pub fn next_chunk(&mut self) -> Option<Result<Vec<String>, QueryError>> {
+        let kind = self.kind;
+        let Some((audit, sources)) = &self.problems else {
+            return self
+                .next_evaluated()
+                .map(|evaluated| evaluated.map(|e| e.lines(kind)));
+        };
+        // Pods are checked against their nodes: both tables are evaluated.
+        let steps = self.chunks.next_steps(now_ms())?;
+        let plan = self.evaluator.live_plan_both();
+        let evaluated = match self
+            .evaluator
+            .evaluate(Purpose::History, plan, steps, Form::History)
+        {
+            Ok(evaluated) => evaluated,
+            Err(e) => return Some(Err(e)),
+        };
+        let times: Vec<Millis> = (0..steps.count()).map(|i| steps.time(i)).collect();
+        let fields = rows::fields(audit, &evaluated.outcome, &times, sources);
+        let namespace = self.evaluator.namespace();
+        let lines = times
+            .iter()
+            .enumerate()
+            .flat_map(|(i, at)| {
+                let rows = evaluated.outcome.step(kind, i);
+                render::lines_with(
+                    kind,
+                    rows,
+                    Form::History,
+                    *at,
+                    namespace,
+                    Some(&fields.get(kind)[i]),
+                )
+            })
+            .collect();
+        Some(Ok(lines))
     }
 }
 
@@ -111,7 +180,7 @@ mod tests {
             &Default::default(),
         );
         let grid = crate::time::Grid::every(1_000);
-        Evaluator::new(Arc::new(Nothing), queries.unwrap(), "exp", grid)
+        Evaluator::new(Arc::new(Nothing), queries.unwrap(), "exp", grid, 60_000)
     }
 
     #[test]
@@ -124,11 +193,10 @@ mod tests {
             step: 1_000,
         };
         // Three rows per step: 1,000 steps per range chunk.
-        let mut export = Export::new(&evaluator, TableKind::Nodes, span, 3);
+        let mut steps = Chunks::new(span, 3);
         let mut chunks = Vec::new();
-        while let Some(steps) = export.next_steps(now) {
-            export.next += steps.count() as i64;
-            chunks.push(steps);
+        while let Some(next) = steps.next_steps(now) {
+            chunks.push(next);
         }
         assert_eq!(chunks.iter().map(Steps::count).sum::<usize>(), 3_001);
         assert!(
@@ -150,7 +218,11 @@ mod tests {
         assert_eq!(instants[0].eval(), Eval::At(now - 59_000));
         assert_eq!(instants[59].eval(), Eval::At(now));
         // A large table gets smaller chunks.
-        let export = Export::new(&evaluator, TableKind::Pods, span, 2_000);
-        assert_eq!(export.next_steps(now).map(|s| s.count()), Some(2));
+        assert_eq!(
+            Chunks::new(span, 2_000).next_steps(now).map(|s| s.count()),
+            Some(2)
+        );
+        let mut export = Export::new(&evaluator, TableKind::Pods, span, 2_000);
+        assert!(matches!(export.next_chunk(), Some(Ok(lines)) if lines.is_empty()));
     }
 }

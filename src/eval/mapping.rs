@@ -5,22 +5,21 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::fold::Fold;
 use crate::prometheus::{Eval, QueryError, QuerySource};
 use crate::tables::identity::{self, NodeNames};
 use crate::time::Millis;
 
-/// Asks for the node names of addresses seen for the first time, at time `at`, and caches
-/// them. The lock is not held while Prometheus answers.
-pub fn map_addresses(
+/// Asks for the node names of the addresses among `node_labels` seen for the first time, at
+/// time `at`, and caches them. The lock is not held while Prometheus answers.
+pub fn map_addresses<'a>(
     source: &dyn QuerySource,
     names: &Mutex<NodeNames>,
-    fold: &Fold,
+    node_labels: impl IntoIterator<Item = &'a str>,
     at: Millis,
 ) -> Vec<QueryError> {
     let unknown: Vec<IpAddr> = {
         let names = names.lock().unwrap_or_else(|p| p.into_inner());
-        names.unknown(fold.node_labels(), Instant::now())
+        names.unknown(node_labels, Instant::now())
     };
     let mut errors = Vec::new();
     for batch in unknown.chunks(identity::LOOKUP_BATCH) {

@@ -14,6 +14,7 @@ pub mod log;
 pub mod mapping;
 pub mod plan;
 pub mod poller;
+pub mod quality;
 pub mod render;
 pub mod run;
 pub mod steps;

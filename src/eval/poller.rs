@@ -10,6 +10,8 @@ use log::{debug, info};
 
 use super::evaluator::{Evaluated, Evaluator, Purpose};
 use super::log::FailureLog;
+use super::quality::Audit;
+use super::quality::rows::{self, Demand};
 use crate::buffer::{Buffer, Row};
 use crate::prometheus::QueryError;
 use crate::status::Status;
@@ -36,10 +38,7 @@ pub fn live_cycle(
         evaluated
             .lines(kind)
             .into_iter()
-            .map(|line| Row {
-                observation_ms: observation,
-                line: line.into(),
-            })
+            .map(|line| Row::new(observation, line.into()))
             .collect()
     });
     Ok(LiveCycle { rows, evaluated })
@@ -51,6 +50,10 @@ pub struct Poller {
     pub grid: Grid,
     pub buffers: PerTable<Arc<Buffer>>,
     pub status: Arc<Status>,
+    /// `MAX_NODE_WATTS`, for the rows' data problems.
+    pub max_node_watts: f64,
+    /// Whether clients want the rows' data problems now.
+    pub demand: Arc<Demand>,
 }
 
 impl Poller {
@@ -67,6 +70,9 @@ impl Poller {
             let began = Instant::now();
             match live_cycle(&self.evaluator, Purpose::Live, next, now_ms()) {
                 Ok(cycle) => {
+                    if self.demand.armed() {
+                        self.problems(&cycle, next, &mut failures);
+                    }
                     self.record(cycle, began);
                     failures.recovered("cycle");
                 }
@@ -81,6 +87,26 @@ impl Poller {
                 self.status.ticks_missed(missed);
             }
             next = following;
+        }
+    }
+
+    /// The data problems of the cycle's rows, computed with them, and their counts.
+    fn problems(&self, cycle: &LiveCycle, at: Millis, failures: &mut FailureLog) {
+        let audit = Audit {
+            evaluator: &self.evaluator,
+            max_node_watts: self.max_node_watts,
+        };
+        match rows::of_cycle(&audit, &cycle.evaluated.outcome, at) {
+            Ok(fields) => {
+                failures.recovered("data problems");
+                for (kind, fields) in fields.iter() {
+                    for (row, field) in cycle.rows.get(kind).iter().zip(fields) {
+                        let _ = row.problems.set(field.as_str().into());
+                    }
+                }
+                self.status.data_problems(&fields);
+            }
+            Err(e) => failures.failed("data problems", &e.to_string()),
         }
     }
 

@@ -27,6 +27,19 @@ pub fn lines(
     at: Millis,
     namespace: &str,
 ) -> Vec<String> {
+    lines_with(kind, rows, form, at, namespace, None)
+}
+
+/// The same lines, each ending in the matching field of `problems` when given (the
+/// `problems` column).
+pub fn lines_with(
+    kind: TableKind,
+    rows: &[RowValues],
+    form: Form,
+    at: Millis,
+    namespace: &str,
+    problems: Option<&[String]>,
+) -> Vec<String> {
     let measure = match form {
         Form::Live { .. } | Form::History => Measure::Live,
         Form::Energy { .. } => Measure::Energy,
@@ -35,13 +48,17 @@ pub fn lines(
     let keys = key_columns(kind, measure);
     let mut csv = CsvLines::new();
     rows.iter()
-        .map(|row| {
+        .enumerate()
+        .map(|(i, row)| {
             let mut fields: Vec<&str> = keys
                 .iter()
                 .map(|key| times.key(*key, kind, row, namespace))
                 .collect();
             let values: Vec<String> = row.values.iter().map(|v| format_value(*v)).collect();
             fields.extend(values.iter().map(String::as_str));
+            if let Some(problems) = problems {
+                fields.push(problems.get(i).map_or("", String::as_str));
+            }
             csv.push(&fields)
         })
         .collect()

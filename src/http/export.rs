@@ -10,7 +10,7 @@ use log::warn;
 use super::slots::Slot;
 use crate::eval::history::Export;
 use crate::prometheus::QueryError;
-use crate::tables::schema::{Measure, header};
+use crate::tables::schema::{Measure, header_with};
 
 pub struct ExportReader<'a> {
     export: Export<'a>,
@@ -26,11 +26,13 @@ impl<'a> ExportReader<'a> {
     pub fn start(
         mut export: Export<'a>,
         with_header: bool,
+        with_problems: bool,
         slot: Slot,
     ) -> Result<Self, QueryError> {
         let mut buffer = Vec::new();
         if with_header {
-            buffer.extend_from_slice(header(export.kind(), Measure::Live).as_bytes());
+            let header = header_with(export.kind(), Measure::Live, with_problems);
+            buffer.extend_from_slice(header.as_bytes());
         }
         if let Some(first) = export.next_chunk() {
             for line in first? {

@@ -16,8 +16,9 @@ use super::routes::{self, Handler};
 use super::streams::{self, StreamRequest};
 use super::{App, busy_text};
 use crate::buffer::RowFilter;
-use crate::eval::energy;
+use crate::eval::energy::{self, EnergyRequest};
 use crate::eval::history::Export;
+use crate::eval::quality::{self, rows};
 use crate::status::metrics;
 use crate::tables::schema::TableKind;
 use crate::time::{Span, Window, now_ms};
@@ -29,6 +30,10 @@ const STREAM_STACK: usize = 256 * 1024;
 #[derive(Debug)]
 pub enum Routed {
     Reply(Reply),
+    /// Buffered rows with their data problems (computed from Prometheus when missing).
+    Buffer(TableKind, RowFilter, bool),
+    /// The data problems found over a window.
+    Quality(Params<Window>),
     /// Rows of a table for a past span, computed from Prometheus.
     History(TableKind, Params<Span>),
     /// Joules per node or pod for a window, computed from Prometheus.
@@ -94,6 +99,9 @@ fn handle(
         Handler::Table(kind) => {
             let asked = params::table(query, context)?;
             match asked.what {
+                TableRequest::Buffer(filter) if asked.problems => {
+                    Routed::Buffer(kind, filter, asked.header)
+                }
                 TableRequest::Buffer(filter) => {
                     let csv = app.buffers.get(kind).csv(&filter, asked.header);
                     Routed::Reply(Reply::csv(kind.name(), csv))
@@ -103,12 +111,14 @@ fn handle(
                     Params {
                         what,
                         header: asked.header,
+                        problems: asked.problems,
                     },
                 ),
             }
         }
         Handler::Stream(kind) => Routed::Stream(kind, params::stream(query, context)?),
         Handler::Energy(kind) => Routed::Energy(kind, params::energy(query, context)?),
+        Handler::Quality => Routed::Quality(params::quality(query, context)?),
         Handler::Index if page::wants_html(accept) => Routed::Reply(Reply::asset(page::INDEX)),
         Handler::Index => Routed::Reply(Reply::text(200, routes::index())),
         Handler::PageFile => Routed::Reply(match page::asset(path) {
@@ -125,6 +135,8 @@ fn handle(
 }
 
 fn agent_metrics(app: &App) -> Reply {
+    // A scraper of the agent's figures wants the current data problems too.
+    app.demand.ask();
     let mut families = app.status.families(&app.buffers);
     families.extend(app.streams.families());
     Reply {
@@ -146,6 +158,8 @@ pub fn serve((app, request): (Arc<App>, Request)) {
     };
     match route(&app, asked) {
         Routed::Reply(reply) => respond(request, reply),
+        Routed::Buffer(kind, filter, header) => buffer(&app, request, kind, filter, header),
+        Routed::Quality(asked) => quality(&app, request, asked),
         Routed::History(kind, asked) => history(&app, request, kind, asked),
         Routed::Energy(kind, asked) => energy(&app, request, kind, asked),
         Routed::Stream(kind, asked) => stream(app, request, kind, asked, websocket),
@@ -161,19 +175,73 @@ fn history(app: &App, request: Request, kind: TableKind, asked: Params<Span>) {
         return respond(request, Reply::text(503, busy_text()));
     };
     let rows_per_step = app.buffers.get(kind).newest_cycle_len();
-    let export = Export::new(&app.evaluator, kind, asked.what, rows_per_step);
-    match ExportReader::start(export, asked.header, slot) {
+    let mut export = Export::new(&app.evaluator, kind, asked.what, rows_per_step);
+    if asked.problems {
+        app.demand.ask();
+        export = match export.with_problems(app.audit(), asked.what) {
+            Ok(export) => export,
+            Err(e) => return respond(request, prometheus_failed(&e)),
+        };
+    }
+    match ExportReader::start(export, asked.header, asked.problems, slot) {
         Ok(reader) => respond_streamed(request, kind.name(), reader),
         Err(e) => respond(request, prometheus_failed(&e)),
     }
+}
+
+/// Buffered rows with `problems=1`: rows from before anyone asked get theirs now.
+fn buffer(app: &App, request: Request, kind: TableKind, filter: RowFilter, header: bool) {
+    app.demand.ask();
+    let buffer = app.buffers.get(kind);
+    let rows = buffer.snapshot(&filter);
+    if rows.iter().any(|r| r.problems.get().is_none()) {
+        let Some(_slot) = app.past.try_take() else {
+            return respond(request, Reply::text(503, busy_text()));
+        };
+        let cycle = |at| app.buffers.map(|_, b| b.cycle_at(at));
+        if let Err(e) = rows::fill(&app.audit(), kind, &rows, cycle) {
+            return respond(request, prometheus_failed(&e));
+        }
+    }
+    respond(
+        request,
+        Reply::csv(kind.name(), buffer.csv_of(&rows, header, true)),
+    );
 }
 
 fn energy(app: &App, request: Request, kind: TableKind, asked: Params<Window>) {
     let Some(_slot) = app.past.try_take() else {
         return respond(request, Reply::text(503, busy_text()));
     };
-    let reply = match energy::energy_csv(&app.evaluator, kind, asked.what, asked.header) {
+    let energy = EnergyRequest {
+        kind,
+        window: asked.what,
+        with_header: asked.header,
+        rows_per_step: app.rows_per_step(),
+    };
+    let reply = match energy::energy_csv(&app.audit(), energy) {
         Ok(csv) => Reply::csv(&format!("energy-{}", kind.name()), csv),
+        Err(e) => prometheus_failed(&e),
+    };
+    respond(request, reply);
+}
+
+fn quality(app: &App, request: Request, asked: Params<Window>) {
+    let Some(_slot) = app.past.try_take() else {
+        return respond(request, Reply::text(503, busy_text()));
+    };
+    let reply = match app.audit().window(asked.what, app.rows_per_step()) {
+        Ok(findings) => {
+            let mut csv = if asked.header {
+                quality::HEADER.to_string()
+            } else {
+                String::new()
+            };
+            for line in quality::lines(&findings) {
+                csv.push_str(&line);
+            }
+            Reply::csv("quality", csv)
+        }
         Err(e) => prometheus_failed(&e),
     };
     respond(request, reply);
@@ -192,10 +260,14 @@ fn stream(
             Reply::text(503, "too many streams open (MAX_STREAMS); retry later"),
         );
     };
+    if asked.problems {
+        app.demand.ask();
+    }
     let stream = StreamRequest {
         buffer: Arc::clone(app.buffers.get(kind)),
         filter: asked.what,
         header: asked.header,
+        problems: asked.problems,
         websocket,
     };
     let spawned = std::thread::Builder::new()

@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 use crate::buffer::Buffer;
 use crate::eval::Evaluator;
+use crate::eval::quality::Audit;
+use crate::eval::quality::rows::Demand;
 use crate::status::Status;
 use crate::tables::schema::PerTable;
 
@@ -32,12 +34,31 @@ pub struct App {
     /// Places for requests that make Prometheus work (history, energy, resumed streams).
     pub past: Arc<slots::Slots>,
     pub buffer_size: usize,
+    /// `MAX_NODE_WATTS`, for the data-quality checks.
+    pub max_node_watts: f64,
+    /// Whether clients want rows' data problems (shared with the poller).
+    pub demand: Arc<Demand>,
+}
+
+impl App {
+    /// The data-quality audit.
+    pub fn audit(&self) -> Audit<'_> {
+        Audit {
+            evaluator: &self.evaluator,
+            max_node_watts: self.max_node_watts,
+        }
+    }
+
+    /// Rows per cycle of both live tables: sizes the chunks of work over a span.
+    pub fn rows_per_step(&self) -> usize {
+        self.buffers.iter().map(|(_, b)| b.newest_cycle_len()).sum()
+    }
 }
 
 /// The one-line reason of a 503 for work beyond `slots::MAX_CONCURRENT`.
 pub fn busy_text() -> String {
     format!(
-        "too many history or energy requests at once (at most {}); retry later",
+        "too many history, energy or quality requests at once (at most {}); retry later",
         slots::MAX_CONCURRENT
     )
 }

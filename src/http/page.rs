@@ -107,7 +107,12 @@ mod tests {
         ];
         let paths: Vec<&str> = literals(INDEX.body)
             .into_iter()
-            .filter(|l| prefixes.iter().any(|p| l.starts_with(p)))
+            .filter(|l| {
+                prefixes.iter().any(|p| {
+                    l.strip_prefix(p)
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
+                })
+            })
             .map(|l| l.trim_end_matches('?').trim_end_matches('/'))
             .filter(|l| l.chars().all(|c| c.is_ascii_lowercase() || c == '/'))
             .collect();

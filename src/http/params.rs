@@ -33,13 +33,19 @@ pub struct Context {
     pub now: Millis,
 }
 
-/// A request's parameters: what to send, and whether to start with the header line.
+/// A request's parameters: what to send, whether to start with the header line, and whether
+/// rows end in their data problems.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Asked<T> {
     pub what: T,
     /// `header=0` leaves the header out, so a capture can be appended to safely.
     pub header: bool,
+    /// `problems=1` appends the `problems` column to every row.
+    pub problems: bool,
 }
+
+/// How far back `/quality` looks without a `start`.
+pub const QUALITY_DEFAULT: Millis = 15 * 60_000;
 
 /// What a table path (`/nodes`, `/download`, `/pods`) was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,10 +104,20 @@ impl Params {
 
     /// `header=0` or `header=1` (the default).
     fn header(&self) -> Result<bool, String> {
-        match self.get("header") {
-            None | Some("1") => Ok(true),
+        self.flag("header", true)
+    }
+
+    /// `problems=1` or `problems=0` (the default).
+    fn problems(&self) -> Result<bool, String> {
+        self.flag("problems", false)
+    }
+
+    fn flag(&self, name: &str, default: bool) -> Result<bool, String> {
+        match self.get(name) {
+            None => Ok(default),
+            Some("1") => Ok(true),
             Some("0") => Ok(false),
-            Some(other) => Err(format!("header must be 0 or 1, got {other:?}")),
+            Some(other) => Err(format!("{name} must be 0 or 1, got {other:?}")),
         }
     }
 }
@@ -142,7 +158,7 @@ fn filter(params: &Params, context: Context) -> Result<RowFilter, String> {
 /// `size`, `since` and `header` of a stream path. `since` may reach back at most 24 h: older
 /// rows come from history.
 pub fn stream(query: &str, context: Context) -> Result<Asked<RowFilter>, String> {
-    let params = Params::parse(query, &["size", "since", "header"])?;
+    let params = Params::parse(query, &["size", "since", "header", "problems"])?;
     let what = filter(&params, context)?;
     if let Some(since) = what.since_ms
         && since < context.now - MAX_RESUME.as_millis() as Millis
@@ -156,19 +172,29 @@ pub fn stream(query: &str, context: Context) -> Result<Asked<RowFilter>, String>
     Ok(Asked {
         what,
         header: params.header()?,
+        problems: params.problems()?,
     })
 }
 
 /// A table path: `size`/`since` for the buffer, or `start`/`end`/`step` for history; `header`.
 pub fn table(query: &str, context: Context) -> Result<Asked<TableRequest>, String> {
-    let params = Params::parse(query, &["size", "since", "start", "end", "step", "header"])?;
-    let header = params.header()?;
+    let params = Params::parse(
+        query,
+        &[
+            "size", "since", "start", "end", "step", "header", "problems",
+        ],
+    )?;
+    let (header, problems) = (params.header()?, params.problems()?);
     if !params.has("start") {
         if params.has("end") || params.has("step") {
             return Err("end and step need start (history: ?start=T1&end=T2&step=S)".into());
         }
         let what = TableRequest::Buffer(filter(&params, context)?);
-        return Ok(Asked { what, header });
+        return Ok(Asked {
+            what,
+            header,
+            problems,
+        });
     }
     if params.has("size") || params.has("since") {
         return Err("start (history) cannot be combined with size or since (buffer)".into());
@@ -177,6 +203,7 @@ pub fn table(query: &str, context: Context) -> Result<Asked<TableRequest>, Strin
     Ok(Asked {
         what: TableRequest::History(span),
         header,
+        problems,
     })
 }
 
@@ -248,6 +275,24 @@ pub fn energy(query: &str, context: Context) -> Result<Asked<Window>, String> {
     Ok(Asked {
         what: Window { start, end },
         header: params.header()?,
+        problems: true,
+    })
+}
+
+/// `start` (default `end` minus 15 minutes) and `end` (default now) of `/quality`; `header`.
+pub fn quality(query: &str, context: Context) -> Result<Asked<Window>, String> {
+    let params = Params::parse(query, &["start", "end", "header"])?;
+    let end = end_param(&params, context, 0)?;
+    let start = params
+        .time("start", context.now)?
+        .unwrap_or(end - QUALITY_DEFAULT);
+    if end <= start {
+        return Err(format!("end must be after start{}", clock(context.now)));
+    }
+    Ok(Asked {
+        what: Window { start, end },
+        header: params.header()?,
+        problems: true,
     })
 }
 

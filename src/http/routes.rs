@@ -14,6 +14,8 @@ pub enum Handler {
     Stream(TableKind),
     /// Joules per node or pod over a window.
     Energy(TableKind),
+    /// The data problems found over a window.
+    Quality,
     /// A file of the live page (its chart library), by path.
     PageFile,
     Livez,
@@ -89,6 +91,11 @@ pub const ROUTES: &[Route] = &[
         usage: "joules and CPU seconds per pod of the namespace (?start=T1&end=T2)",
     },
     Route {
+        path: "/quality",
+        handler: Handler::Quality,
+        usage: "data problems of the sources, one row per finding (?start=T1&end=T2; default the last 15 minutes)",
+    },
+    Route {
         path: "/livez",
         handler: Handler::Livez,
         usage: "200 while the process serves",
@@ -142,7 +149,8 @@ pub fn index() -> String {
     text.push_str(
         "\nT: RFC 3339 (2026-01-31T12:00:05Z) or Unix seconds; since: rows collected and observed after T;\n\
          S: a duration (15s, 1m) or seconds, default UPDATE_INTERVAL (start then moves to the live grid);\n\
-         header=0 on any table, history, stream or energy path leaves out the header line (for appending).\n",
+         header=0 on any table, history, stream or energy path leaves out the header line (for appending);\n\
+         problems=1 on table, history and stream paths ends every row in the data problems of its sources.\n",
     );
     text
 }

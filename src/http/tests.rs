@@ -27,23 +27,29 @@ impl QuerySource for Unreachable {
 
 fn app() -> App {
     let buffers = PerTable::new(|kind| Arc::new(Buffer::new(kind, 10)));
-    buffers.nodes.push(vec![Row {
-        observation_ms: 1000,
-        line: Arc::from("n1,a\n"),
-    }]);
-    buffers.nodes.push(vec![Row {
-        observation_ms: 2000,
-        line: Arc::from("n1,b\n"),
-    }]);
+    buffers
+        .nodes
+        .push(vec![Row::new(1000, Arc::from("n1,a\n"))]);
+    buffers
+        .nodes
+        .push(vec![Row::new(2000, Arc::from("n1,b\n"))]);
     let queries = Queries::build("exp", Duration::from_secs(60), &Default::default()).unwrap();
     let grid = Grid::every(15_000);
     App {
         buffers,
         status: Arc::new(Status::new(Duration::from_secs(1))),
-        evaluator: Arc::new(Evaluator::new(Arc::new(Unreachable), queries, "exp", grid)),
+        evaluator: Arc::new(Evaluator::new(
+            Arc::new(Unreachable),
+            queries,
+            "exp",
+            grid,
+            60_000,
+        )),
         streams: streams::Streams::new(2),
         past: slots::Slots::new(slots::MAX_CONCURRENT),
         buffer_size: 10,
+        max_node_watts: 5000.0,
+        demand: Arc::default(),
     }
 }
 
@@ -111,13 +117,22 @@ fn history_energy_and_streams_are_handed_on() {
             TableKind::Pods,
             params::Asked {
                 what: RowFilter { size: Some(1), .. },
-                header: true
+                header: true,
+                problems: false,
             }
         )
     ));
     assert!(matches!(
         route(&app, ask(&Method::Get, "/metrics", false)),
         Routed::Stream(TableKind::Nodes, _)
+    ));
+    assert!(matches!(
+        route(&app, ask(&Method::Get, "/quality", false)),
+        Routed::Quality(_)
+    ));
+    assert!(matches!(
+        route(&app, ask(&Method::Get, "/nodes?problems=1", false)),
+        Routed::Buffer(TableKind::Nodes, _, true)
     ));
 }
 

@@ -22,6 +22,8 @@ struct Figures {
     last_success: Option<Instant>,
     last_success_wall: Option<SystemTime>,
     last_error: Option<String>,
+    /// Rows of the last cycle with each data problem: (table, `column:problem`) → rows.
+    data_problems: BTreeMap<(TableKind, String), usize>,
 }
 
 /// Shared between the poller (writer) and the server (reader).
@@ -70,6 +72,21 @@ impl Status {
         *self.lock().query_errors.entry((kind, column)).or_default() += 1;
     }
 
+    /// The last cycle's `problems` fields, counted per table, column and problem.
+    pub fn data_problems(&self, fields: &PerTable<Vec<String>>) {
+        let mut counts = BTreeMap::new();
+        for (kind, fields) in fields.iter() {
+            for pair in fields
+                .iter()
+                .flat_map(|f| f.split(';'))
+                .filter(|p| !p.is_empty())
+            {
+                *counts.entry((kind, pair.to_string())).or_insert(0) += 1;
+            }
+        }
+        self.lock().data_problems = counts;
+    }
+
     pub fn ticks_missed(&self, n: u64) {
         self.lock().ticks_missed += n;
     }
@@ -101,6 +118,7 @@ impl Status {
         let f = self.lock();
         let mut families = cycle_families(&f);
         families.extend(row_families(&f, buffers));
+        families.push(problem_family(&f));
         if let Some(rss) = resident_memory_bytes() {
             families.push(Family::one(
                 "prometheus_agent_resident_memory_bytes",
@@ -192,6 +210,28 @@ fn row_families(f: &Figures, buffers: &PerTable<Arc<Buffer>>) -> Vec<Family> {
             samples: per_table(&|kind| buffers.get(kind).len() as f64),
         },
     ]
+}
+
+fn problem_family(f: &Figures) -> Family {
+    let samples = f
+        .data_problems
+        .iter()
+        .filter_map(|((kind, pair), rows)| {
+            let (column, problem) = pair.split_once(':')?;
+            let labels = [
+                ("table", kind.name()),
+                ("column", column),
+                ("problem", problem),
+            ];
+            Some(Sample::labelled(&labels, *rows as f64))
+        })
+        .collect();
+    Family {
+        name: "prometheus_agent_data_problems",
+        kind: Kind::Gauge,
+        help: "Rows of the last cycle whose column has this data problem (computed while a client asks for problems, e.g. this scrape).",
+        samples,
+    }
 }
 
 /// VmRSS from `/proc/self/status` (Linux).

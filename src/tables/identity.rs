@@ -48,6 +48,10 @@ pub const KEPT_LABELS: [&str; KEPT_COUNT] = concat(&[
 const KEPT_COUNT: usize =
     NODE_LABELS.len() + POD_LABELS.len() + NAMESPACE_LABELS.len() + MAPPING_LABELS.len() + 1;
 
+/// Every label that names a series' row (node, pod, namespace), for grouping series by row.
+pub const ROW_LABELS: [&str; ROW_COUNT] = concat(&[NODE_LABELS, POD_LABELS, NAMESPACE_LABELS]);
+const ROW_COUNT: usize = NODE_LABELS.len() + POD_LABELS.len() + NAMESPACE_LABELS.len();
+
 /// The lists one after the other; fails to compile when `N` is not their total length.
 const fn concat<const N: usize>(lists: &[&[&'static str]]) -> [&'static str; N] {
     let mut out = [""; N];

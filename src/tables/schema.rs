@@ -222,12 +222,42 @@ pub fn value_index(kind: TableKind, measure: Measure, column: &str) -> Option<us
         .position(|c| *c == column)
 }
 
-/// The CSV header line, with its trailing newline.
+/// The last column of energy rows, and of live rows asked for with `problems=1`: the data
+/// problems of the row's sources (`column:problem;...`, empty when clean).
+pub const PROBLEMS: &str = "problems";
+
+/// The energy column that measures what a live column measures, if the table has one.
+pub fn energy_column(kind: TableKind, live: &str) -> Option<&'static str> {
+    let pairs: &[(&str, &'static str)] = match kind {
+        TableKind::Nodes => &[
+            (node::CPU_USAGE, node_energy::CPU_SECONDS),
+            (node::WATTAGE, node_energy::WATTAGE_JOULES),
+            (node::KEPLER_WATTAGE, node_energy::KEPLER_JOULES),
+            (node::SCAPH_WATTAGE, node_energy::SCAPH_JOULES),
+            (node::WATTAGE_AUXILARY, node_energy::AUXILARY_JOULES),
+        ],
+        TableKind::Pods => &[
+            (pod::CPU_USAGE, pod_energy::CPU_SECONDS),
+            (pod::WATTAGE_KEPLER, pod_energy::KEPLER_JOULES),
+            (pod::WATTAGE_SCAPH, pod_energy::SCAPH_JOULES),
+        ],
+    };
+    pairs.iter().find(|(l, _)| *l == live).map(|(_, e)| *e)
+}
+
+/// The CSV header line, with its trailing newline. Energy tables always end in `problems`;
+/// live tables only when asked (`with_problems`).
 pub fn header(kind: TableKind, measure: Measure) -> String {
+    header_with(kind, measure, measure == Measure::Energy)
+}
+
+/// The header of a live table with or without the `problems` column.
+pub fn header_with(kind: TableKind, measure: Measure, with_problems: bool) -> String {
     let names: Vec<&str> = key_columns(kind, measure)
         .iter()
         .map(|key| key.name())
         .chain(value_columns(kind, measure).iter().copied())
+        .chain(with_problems.then_some(PROBLEMS))
         .collect();
     format!("{}\n", names.join(","))
 }
@@ -248,12 +278,21 @@ mod tests {
         );
         assert_eq!(
             header(TableKind::Nodes, Measure::Energy),
-            "instance,start,end,seconds,cpu_seconds,wattage_joules,kepler_joules,scaph_joules,auxilary_joules\n"
+            "instance,start,end,seconds,cpu_seconds,wattage_joules,kepler_joules,scaph_joules,auxilary_joules,problems\n"
         );
         assert_eq!(
             header(TableKind::Pods, Measure::Energy),
-            "instance,name,namespace,start,end,seconds,cpu_seconds,kepler_joules,scaph_joules\n"
+            "instance,name,namespace,start,end,seconds,cpu_seconds,kepler_joules,scaph_joules,problems\n"
         );
+        assert!(
+            header_with(TableKind::Pods, Measure::Live, true)
+                .ends_with(",wattage_scaph,problems\n")
+        );
+        assert_eq!(
+            energy_column(TableKind::Pods, pod::WATTAGE_SCAPH),
+            Some("scaph_joules")
+        );
+        assert_eq!(energy_column(TableKind::Pods, pod::MEMORY_USAGE), None);
         assert_eq!(
             value_index(TableKind::Pods, Measure::Live, pod::WATTAGE_SCAPH),
             Some(4)

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use log::warn;
 
 use super::Streams;
-use crate::buffer::{Ended, RowFilter, Subscription};
+use crate::buffer::{Ended, Row, RowFilter, Subscription};
 use crate::eval::history::Export;
+use crate::eval::quality::rows;
+use crate::http::App;
 use crate::http::slots::Slot;
 
 /// WebSocket ping period; port-forwards drop connections idle for longer than ~30 s.
@@ -44,6 +46,8 @@ pub struct Feed<'a> {
     /// The history place the missed cycles hold; given back once they are sent.
     pub history_slot: Option<Slot>,
     pub subscription: &'a Subscription,
+    /// With `problems=1`: where to compute the problems a row does not have yet.
+    pub problems: Option<&'a App>,
     pub filter: &'a RowFilter,
     pub streams: &'a Streams,
 }
@@ -62,12 +66,39 @@ impl Feed<'_> {
         if let Err(exit) = self.send_missed(send) {
             return exit;
         }
+        self.fill(&self.subscription.backlog);
         for row in &self.subscription.backlog {
-            if let Err(exit) = self.row(send, &row.line) {
+            if let Err(exit) = self.buffered(send, row) {
                 return exit;
             }
         }
         self.live(send)
+    }
+
+    /// A buffered row, with its problems when asked.
+    fn buffered(&self, send: &mut Send<'_>, row: &Row) -> Result<(), Exit> {
+        if self.problems.is_none() {
+            return self.row(send, &row.line);
+        }
+        self.fill(std::slice::from_ref(row));
+        self.row(send, &row.with_problems_or("unchecked"))
+    }
+
+    /// Computes the problems of rows that have none yet (the poller computes them for every
+    /// cycle once asked; rows from before come here). After a failure this client gets them
+    /// as `unchecked`.
+    fn fill(&self, rows: &[Row]) {
+        let Some(app) = self.problems else {
+            return;
+        };
+        if rows.iter().all(|r| r.problems.get().is_some()) {
+            return;
+        }
+        let kind = self.subscription.kind;
+        let cycle = |at| app.buffers.map(|_, b| b.cycle_at(at));
+        if let Err(e) = rows::fill(&app.audit(), kind, rows, cycle) {
+            warn!("data problems of a streamed row: {e}");
+        }
     }
 
     fn row(&self, send: &mut Send<'_>, line: &str) -> Result<(), Exit> {
@@ -100,7 +131,7 @@ impl Feed<'_> {
         loop {
             let wait = PING_INTERVAL.saturating_sub(last_ping.elapsed());
             let result = match self.subscription.next(wait) {
-                Ok(row) if self.filter.accepts(&row) => self.row(send, &row.line),
+                Ok(row) if self.filter.accepts(&row) => self.buffered(send, &row),
                 Ok(_) => Ok(()),
                 Err(Ended::Idle) => {
                     last_ping = Instant::now();

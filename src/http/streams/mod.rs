@@ -25,6 +25,7 @@ use super::{App, busy_text};
 use crate::buffer::{Buffer, Ended, RowFilter};
 use crate::eval::history::Export;
 use crate::status::metrics::{Family, Kind};
+use crate::tables::schema::{Measure, header_with};
 use crate::time::now_ms;
 use feed::{Exit, Feed};
 
@@ -84,11 +85,13 @@ impl Streams {
     }
 }
 
-/// One stream as asked: which buffer, which rows, whether to send the header, which transport.
+/// One stream as asked: which buffer, which rows, whether to send the header and the rows'
+/// data problems, which transport.
 pub struct StreamRequest {
     pub buffer: Arc<Buffer>,
     pub filter: RowFilter,
     pub header: bool,
+    pub problems: bool,
     pub websocket: bool,
 }
 
@@ -125,7 +128,16 @@ pub fn run(app: &App, request: Request, asked: StreamRequest, _slot: Slot) {
     };
     let kind = asked.buffer.kind();
     let rows_per_step = asked.buffer.newest_cycle_len();
-    let missed = missed.map(|span| Export::new(&app.evaluator, kind, span, rows_per_step));
+    let missed = match missed.map(|span| missed_rows(app, &asked, span, rows_per_step)) {
+        Some(Err(e)) => {
+            warn!("resuming a stream: {e}");
+            let body = format!("cannot compute the missed cycles from Prometheus: {e}\n");
+            let _ = request.respond(Response::from_string(body).with_status_code(502));
+            return;
+        }
+        Some(Ok(export)) => Some(export),
+        None => None,
+    };
     info!(
         "stream {path} opened by {peer} ({}{})",
         if asked.websocket {
@@ -139,8 +151,10 @@ pub fn run(app: &App, request: Request, asked: StreamRequest, _slot: Slot) {
             ""
         }
     );
+    let header = header_with(kind, Measure::Live, asked.problems);
     let feed = Feed {
-        header: asked.header.then_some(&**asked.buffer.header()),
+        header: asked.header.then_some(header.as_str()),
+        problems: asked.problems.then_some(app),
         missed,
         history_slot,
         subscription: &subscription,
@@ -153,6 +167,20 @@ pub fn run(app: &App, request: Request, asked: StreamRequest, _slot: Slot) {
         chunked::serve(request, feed)
     };
     report(&app.streams, exit, &path, &peer);
+}
+
+/// The cycles a resumed stream missed, from history (with their problems when asked).
+fn missed_rows<'a>(
+    app: &'a App,
+    asked: &StreamRequest,
+    span: crate::time::Span,
+    rows_per_step: usize,
+) -> Result<Export<'a>, crate::prometheus::QueryError> {
+    let export = Export::new(&app.evaluator, asked.buffer.kind(), span, rows_per_step);
+    if asked.problems {
+        return export.with_problems(app.audit(), span);
+    }
+    Ok(export)
 }
 
 fn report(streams: &Streams, exit: Exit, path: &str, peer: &str) {
