@@ -5,9 +5,9 @@
 //! they resolved to and which rows of the table they left empty, or the query's error; for a
 //! column that stays empty it asks Prometheus a few fixed diagnostic queries (`diagnoses`)
 //! and prints a hint naming the likely cause. Then one history step and one energy window,
-//! per column. Exit status: 0 when Prometheus answered with rows of both tables, even with
-//! empty fields; 1 when it could not be queried at all or the namespace has no pod rows; 2 for
-//! a bad configuration.
+//! per column, and the data problems of the last 15 minutes. Exit status: 0 when Prometheus
+//! answered with rows of both tables, even with empty fields; 1 when it could not be queried
+//! at all or the namespace has no pod rows; 2 for a bad configuration.
 
 mod diagnoses;
 
@@ -18,7 +18,9 @@ use crate::agent;
 use crate::cli;
 use crate::config::{Config, NamespaceSource};
 use crate::eval::poller::live_cycle;
+use crate::eval::quality::{Audit, Finding};
 use crate::eval::{Evaluator, Form, Outcome, Purpose, Steps};
+use crate::http::params::QUALITY_DEFAULT;
 use crate::prometheus::{Eval, QueryError};
 use crate::tables::schema::TableKind;
 use crate::time::{Millis, Window, format_time, now_ms};
@@ -263,6 +265,66 @@ fn past_sections(evaluator: &Evaluator, config: &Config, now: Millis) -> String 
     )
 }
 
+/// The data problems of the last 15 minutes, per column.
+fn quality_section(evaluator: &Evaluator, config: &Config, now: Millis) -> String {
+    let window = Window {
+        start: now - QUALITY_DEFAULT,
+        end: now,
+    };
+    let audit = Audit {
+        evaluator,
+        max_node_watts: config.max_node_watts,
+    };
+    let mut out = format!(
+        "\ndata quality: {} to {} (as /quality)\n",
+        format_time(window.start),
+        format_time(window.end)
+    );
+    match audit.window(window, 0) {
+        Ok(findings) if findings.is_empty() => out.push_str("no problem found\n"),
+        Ok(findings) => out.push_str(&findings_text(&findings)),
+        Err(e) => {
+            let _ = writeln!(out, "failed: {}", one_line(&e.to_string()));
+        }
+    }
+    out
+}
+
+/// Findings grouped by column: one line per column and problem, naming the rows.
+fn findings_text(findings: &[Finding]) -> String {
+    let mut out = format!("{:<6} {:<17} {:<11} ROWS\n", "TABLE", "COLUMN", "PROBLEM");
+    let mut groups: Vec<(TableKind, &str, String, Vec<&Finding>)> = Vec::new();
+    for f in findings {
+        match groups
+            .iter_mut()
+            .find(|g| (g.0, g.1, g.2.as_str()) == (f.table, f.column, f.problem.code()))
+        {
+            Some(group) => group.3.push(f),
+            None => groups.push((f.table, f.column, f.problem.code().to_string(), vec![f])),
+        }
+    }
+    for (table, column, problem, found) in groups {
+        let mut rows: Vec<String> = found.iter().map(|f| f.row().to_string()).collect();
+        rows.dedup();
+        let _ = writeln!(
+            out,
+            "{:<6} {:<17} {:<11} {}",
+            table.name(),
+            column,
+            problem,
+            rows_text(&rows)
+        );
+        let _ = writeln!(
+            out,
+            "{:<36} e.g. {}: {}",
+            "",
+            found[0].row(),
+            one_line(&found[0].detail)
+        );
+    }
+    out
+}
+
 fn rows_text(rows: &[String]) -> String {
     if rows.is_empty() {
         return "(none)".to_string();
@@ -321,7 +383,9 @@ pub fn run(config: &Config) -> ExitCode {
         .collect();
     let outcome = &cycle.evaluated.outcome;
     let report = render(outcome, &hints, &header(config, now), &config.namespace);
-    let printed = cli::print(&report) && cli::print(&past_sections(&evaluator, config, now));
+    let printed = cli::print(&report)
+        && cli::print(&past_sections(&evaluator, config, now))
+        && cli::print(&quality_section(&evaluator, config, now));
     if cycle.rows.pods.is_empty() {
         if !printed {
             eprintln!("prometheus-agent check: {}", no_pods(&config.namespace));
