@@ -17,6 +17,7 @@ use crate::eval::Evaluator;
 use crate::eval::poller::Poller;
 use crate::http::slots::{MAX_CONCURRENT, Slots};
 use crate::http::{self, App};
+use crate::marks::Marks;
 use crate::prometheus::Client;
 use crate::status::Status;
 use crate::tables::queries::Queries;
@@ -54,6 +55,15 @@ pub struct Running {
 /// Why the service did not start, as an exit code: 2 for bad configuration, 1 otherwise.
 pub fn start(config: &Config) -> Result<Running, ExitCode> {
     let evaluator = Arc::new(evaluator(config).map_err(|e| fail_config(&e))?);
+    let marks = match &config.marks_file {
+        Some(path) => Marks::open(path).map_err(|message| {
+            fail_config(&ConfigError {
+                variable: "MARKS_FILE",
+                message,
+            })
+        })?,
+        None => Marks::in_memory(),
+    };
     announce(config);
     // Installed before any thread starts, so no signal is missed.
     let signals = Signals::new([SIGTERM, SIGINT]).map_err(|e| fail(&e))?;
@@ -66,6 +76,7 @@ pub fn start(config: &Config) -> Result<Running, ExitCode> {
         buffer_size: config.buffer_size,
         max_node_watts: config.max_node_watts,
         demand: Arc::default(),
+        marks: Arc::new(marks),
     });
     let http = http::start(config.listen_addr, config.http, Arc::clone(&app))
         .map_err(|e| fail(&format!("{e} (check LISTEN_ADDR / PORT)")))?;

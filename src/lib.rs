@@ -8,6 +8,7 @@
 //! - `eval`: the `Evaluator` turns queries into rows; the live `poller`, `history` and
 //!   `energy` are its users;
 //! - `buffer`: the rows kept in memory and the live subscriptions;
+//! - `marks`: runs and phases, stamped on the agent's clock;
 //! - `http`: routes, parameters, replies, streams and the live page;
 //! - `status`: readiness and `/agent/metrics`;
 //! - `check`: the troubleshooting subcommand;
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod eval;
 pub mod http;
+pub mod marks;
 pub mod prometheus;
 pub mod status;
 pub mod tables;

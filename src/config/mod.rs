@@ -50,6 +50,7 @@ Configuration (environment):
                      Ki/Mi/Gi; a larger one is that column's error
   PROMETHEUS_MAX_SERIES  most series read from one answer        [50000]
   MAX_NODE_WATTS     above this a node's power is implausible    [5000]
+  MARKS_FILE         file keeping the marks of runs (appended)   [none: in memory]
   HTTP_MAX_CONNECTIONS  open connections, streams included       [128]
                      (when full, a new one closes the connection
                      that has waited longest for a request)
@@ -100,6 +101,8 @@ pub struct Config {
     pub max_series: usize,
     /// Watts no node draws: above them a power is `implausible` (data quality).
     pub max_node_watts: f64,
+    /// Where the marks of runs are kept across restarts.
+    pub marks_file: Option<PathBuf>,
     pub http: HttpLimits,
 }
 
@@ -206,6 +209,7 @@ impl Config {
             },
             max_series: parse_count(env, "PROMETHEUS_MAX_SERIES", 50_000, 1, 100_000_000)?,
             max_node_watts: max_node_watts(env)?,
+            marks_file: get(env, "MARKS_FILE").map(PathBuf::from),
             http: parse_http_limits(env, max_streams)?,
         })
     }

@@ -13,6 +13,7 @@ use super::plan::{Plan, Planned};
 use super::quality::{self, Audit, Finding};
 use super::render::{self, Form};
 use super::steps::Steps;
+use crate::marks::Phase;
 use crate::prometheus::QueryError;
 use crate::tables::queries::promql_duration;
 use crate::tables::schema::{Measure, TableKind, energy_column, header, value_columns};
@@ -42,6 +43,32 @@ pub fn energy_csv(audit: &Audit, asked: EnergyRequest) -> Result<String, QueryEr
     let findings = audit.window(asked.window, asked.rows_per_step)?;
     for line in energy_lines(audit.evaluator, asked.kind, asked.window, &findings)? {
         csv.push_str(&line);
+    }
+    Ok(csv)
+}
+
+/// The energy CSV of each phase of a run: the header (unless not asked) with `run,phase`
+/// first, then each phase's rows, each row's joules over its phase alone.
+pub fn phases_csv(
+    audit: &Audit,
+    kind: TableKind,
+    phases: &[Phase],
+    with_header: bool,
+    rows_per_step: usize,
+) -> Result<String, QueryError> {
+    let mut csv = if with_header {
+        format!("run,phase,{}", header(kind, Measure::Energy))
+    } else {
+        String::new()
+    };
+    for phase in phases {
+        let findings = audit.window(phase.window(), rows_per_step)?;
+        // Run and phase names hold only letters, digits, '.', '_' and '-': no quoting.
+        let prefix = format!("{},{},", phase.run, phase.name);
+        for line in energy_lines(audit.evaluator, kind, phase.window(), &findings)? {
+            csv.push_str(&prefix);
+            csv.push_str(&line);
+        }
     }
     Ok(csv)
 }

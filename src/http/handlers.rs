@@ -10,9 +10,10 @@ use tiny_http::{Method, Request};
 
 use super::export::ExportReader;
 use super::page;
-use super::params::{self, Asked as Params, Context, TableRequest};
+use super::params::{self, Asked as Params, Context, MarksQuery, RunRef, TableRequest, When};
 use super::reply::{Reply, asks_for_websocket, header, respond, respond_streamed};
 use super::routes::{self, Handler};
+use super::runs;
 use super::streams::{self, StreamRequest};
 use super::{App, busy_text};
 use crate::buffer::RowFilter;
@@ -21,7 +22,7 @@ use crate::eval::history::Export;
 use crate::eval::quality::{self, rows};
 use crate::status::metrics;
 use crate::tables::schema::TableKind;
-use crate::time::{Span, Window, now_ms};
+use crate::time::{Millis, Span, Window, now_ms};
 
 /// Stack of a stream thread: it only formats frames (and, resuming, folds history).
 const STREAM_STACK: usize = 256 * 1024;
@@ -33,11 +34,17 @@ pub enum Routed {
     /// Buffered rows with their data problems (computed from Prometheus when missing).
     Buffer(TableKind, RowFilter, bool),
     /// The data problems found over a window.
-    Quality(Params<Window>),
+    Quality(Params<When>),
+    /// Marks, merged with those Prometheus kept.
+    Marks(Params<MarksQuery>),
+    /// The phases of a run.
+    Phases(Params<String>),
+    /// History over a run or a phase: the run, its step if given, header, problems.
+    RunHistory(TableKind, RunRef, Option<Millis>, bool, bool),
     /// Rows of a table for a past span, computed from Prometheus.
     History(TableKind, Params<Span>),
-    /// Joules per node or pod for a window, computed from Prometheus.
-    Energy(TableKind, Params<Window>),
+    /// Joules per node or pod for a window or the phases of a run, computed from Prometheus.
+    Energy(TableKind, Params<When>),
     /// A live stream of a table's rows passing a filter.
     Stream(TableKind, Params<RowFilter>),
 }
@@ -50,6 +57,8 @@ pub struct Asked<'a> {
     pub websocket: bool,
     /// The `Accept` header: a browser gets the live page at `/`, `curl` the text index.
     pub accept: &'a str,
+    /// The client is on this host (`kubectl port-forward`): it may write marks.
+    pub loopback: bool,
 }
 
 /// Routes one request; cheap, and never waits for Prometheus.
@@ -58,12 +67,21 @@ pub fn route(app: &App, asked: Asked<'_>) -> Routed {
     let Some(route) = routes::find(path) else {
         return Routed::Reply(Reply::text(404, routes::not_found(path)));
     };
-    if !matches!(asked.method, Method::Get | Method::Head) {
+    let writes = route.handler == Handler::Marks && asked.method == &Method::Post;
+    if !matches!(asked.method, Method::Get | Method::Head) && !writes {
+        let allowed = if route.handler == Handler::Marks {
+            "GET, HEAD, POST"
+        } else {
+            "GET, HEAD"
+        };
         let mut reply = Reply::text(
             405,
-            format!("method {} not allowed on {path}; use GET", asked.method),
+            format!(
+                "method {} not allowed on {path}; use {allowed}",
+                asked.method
+            ),
         );
-        reply.headers.push(("Allow", "GET, HEAD".into()));
+        reply.headers.push(("Allow", allowed.into()));
         return Routed::Reply(reply);
     }
     if asked.websocket && !route.handler.is_stream() {
@@ -80,6 +98,12 @@ pub fn route(app: &App, asked: Asked<'_>) -> Routed {
         grid: app.evaluator.grid(),
         now: now_ms(),
     };
+    if writes {
+        return match params::new_mark(query) {
+            Ok(mark) => Routed::Reply(runs::stamp(app, mark, asked.loopback)),
+            Err(reason) => Routed::Reply(Reply::text(400, reason)),
+        };
+    }
     match handle(app, route.handler, path, query, asked.accept, context) {
         Ok(routed) => routed,
         Err(reason) => Routed::Reply(Reply::text(400, reason)),
@@ -114,11 +138,16 @@ fn handle(
                         problems: asked.problems,
                     },
                 ),
+                TableRequest::RunHistory(run, step) => {
+                    Routed::RunHistory(kind, run, step, asked.header, asked.problems)
+                }
             }
         }
         Handler::Stream(kind) => Routed::Stream(kind, params::stream(query, context)?),
         Handler::Energy(kind) => Routed::Energy(kind, params::energy(query, context)?),
         Handler::Quality => Routed::Quality(params::quality(query, context)?),
+        Handler::Marks => Routed::Marks(params::marks(query, context)?),
+        Handler::Phases => Routed::Phases(params::phases(query)?),
         Handler::Index if page::wants_html(accept) => Routed::Reply(Reply::asset(page::INDEX)),
         Handler::Index => Routed::Reply(Reply::text(200, routes::index())),
         Handler::PageFile => Routed::Reply(match page::asset(path) {
@@ -139,6 +168,7 @@ fn agent_metrics(app: &App) -> Reply {
     app.demand.ask();
     let mut families = app.status.families(&app.buffers);
     families.extend(app.streams.families());
+    families.push(app.marks.family(app.evaluator.namespace()));
     Reply {
         status: 200,
         content_type: "text/plain; version=0.0.4; charset=utf-8",
@@ -155,11 +185,17 @@ pub fn serve((app, request): (Arc<App>, Request)) {
         url: request.url(),
         websocket,
         accept: header(&request, "Accept"),
+        loopback: runs::is_loopback(request.remote_addr()),
     };
     match route(&app, asked) {
         Routed::Reply(reply) => respond(request, reply),
         Routed::Buffer(kind, filter, header) => buffer(&app, request, kind, filter, header),
         Routed::Quality(asked) => quality(&app, request, asked),
+        Routed::Marks(asked) => runs::list(&app, request, asked),
+        Routed::Phases(asked) => runs::list_phases(&app, request, asked),
+        Routed::RunHistory(kind, run, step, header, problems) => {
+            run_history(&app, request, kind, (run, step), (header, problems))
+        }
         Routed::History(kind, asked) => history(&app, request, kind, asked),
         Routed::Energy(kind, asked) => energy(&app, request, kind, asked),
         Routed::Stream(kind, asked) => stream(app, request, kind, asked, websocket),
@@ -209,28 +245,88 @@ fn buffer(app: &App, request: Request, kind: TableKind, filter: RowFilter, heade
     );
 }
 
-fn energy(app: &App, request: Request, kind: TableKind, asked: Params<Window>) {
+/// History over a run or one phase of it: on the live grid unless a step is given.
+fn run_history(
+    app: &App,
+    request: Request,
+    kind: TableKind,
+    (run, step): (RunRef, Option<Millis>),
+    (header, problems): (bool, bool),
+) {
+    let window = match runs::window(app, &run) {
+        Ok(window) => window,
+        Err(reply) => return respond(request, reply),
+    };
+    let grid = app.evaluator.grid();
+    let span = Span {
+        start: if step.is_some() {
+            window.start
+        } else {
+            grid.ceil(window.start)
+        },
+        end: window.end.min(now_ms()),
+        step: step.unwrap_or(grid.interval()),
+    };
+    let what = Params {
+        what: span,
+        header,
+        problems,
+    };
+    history(app, request, kind, what);
+}
+
+/// The window `when` stands for, or the reply refusing it.
+fn window_of(app: &App, when: &When) -> Result<Window, Reply> {
+    match when {
+        When::Given(window) => Ok(*window),
+        When::Run(run) => runs::window(app, run),
+    }
+}
+
+fn energy(app: &App, request: Request, kind: TableKind, asked: Params<When>) {
     let Some(_slot) = app.past.try_take() else {
         return respond(request, Reply::text(503, busy_text()));
     };
-    let energy = EnergyRequest {
-        kind,
-        window: asked.what,
-        with_header: asked.header,
-        rows_per_step: app.rows_per_step(),
+    let answer = match &asked.what {
+        When::Run(run) if run.phase.is_none() => match runs::resolve(app, run) {
+            Ok(phases) => energy::phases_csv(
+                &app.audit(),
+                kind,
+                &phases,
+                asked.header,
+                app.rows_per_step(),
+            ),
+            Err(reply) => return respond(request, reply),
+        },
+        when => match window_of(app, when) {
+            Ok(window) => {
+                let energy = EnergyRequest {
+                    kind,
+                    window,
+                    with_header: asked.header,
+                    rows_per_step: app.rows_per_step(),
+                };
+                energy::energy_csv(&app.audit(), energy)
+            }
+            Err(reply) => return respond(request, reply),
+        },
     };
-    let reply = match energy::energy_csv(&app.audit(), energy) {
+    let reply = match answer {
         Ok(csv) => Reply::csv(&format!("energy-{}", kind.name()), csv),
         Err(e) => prometheus_failed(&e),
     };
     respond(request, reply);
 }
 
-fn quality(app: &App, request: Request, asked: Params<Window>) {
+fn quality(app: &App, request: Request, asked: Params<When>) {
     let Some(_slot) = app.past.try_take() else {
         return respond(request, Reply::text(503, busy_text()));
     };
-    let reply = match app.audit().window(asked.what, app.rows_per_step()) {
+    let window = match window_of(app, &asked.what) {
+        Ok(window) => window,
+        Err(reply) => return respond(request, reply),
+    };
+    let reply = match app.audit().window(window, app.rows_per_step()) {
         Ok(findings) => {
             let mut csv = if asked.header {
                 quality::HEADER.to_string()

@@ -10,6 +10,7 @@ pub mod params;
 pub mod reply;
 pub mod responders;
 pub mod routes;
+pub mod runs;
 pub mod server;
 pub mod slots;
 pub mod streams;
@@ -20,6 +21,7 @@ use crate::buffer::Buffer;
 use crate::eval::Evaluator;
 use crate::eval::quality::Audit;
 use crate::eval::quality::rows::Demand;
+use crate::marks::Marks;
 use crate::status::Status;
 use crate::tables::schema::PerTable;
 
@@ -38,6 +40,8 @@ pub struct App {
     pub max_node_watts: f64,
     /// Whether clients want rows' data problems (shared with the poller).
     pub demand: Arc<Demand>,
+    /// The marks of runs this agent stamped.
+    pub marks: Arc<Marks>,
 }
 
 impl App {

@@ -35,7 +35,7 @@ pub struct Context {
 
 /// A request's parameters: what to send, whether to start with the header line, and whether
 /// rows end in their data problems.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Asked<T> {
     pub what: T,
     /// `header=0` leaves the header out, so a capture can be appended to safely.
@@ -48,12 +48,50 @@ pub struct Asked<T> {
 pub const QUALITY_DEFAULT: Millis = 15 * 60_000;
 
 /// What a table path (`/nodes`, `/download`, `/pods`) was asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TableRequest {
     /// Rows from the buffer.
     Buffer(RowFilter),
     /// Rows computed from Prometheus for a past span.
     History(Span),
+    /// History over a run or a phase of it, with its step if given.
+    RunHistory(RunRef, Option<Millis>),
+}
+
+/// A run, or one phase of it, standing for a start and an end (`run=R[&phase=N]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRef {
+    pub run: String,
+    /// The phase's number or name; `None`: the whole run (energy: each phase).
+    pub phase: Option<String>,
+}
+
+/// A window given by its times, or by a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum When {
+    Given(Window),
+    Run(RunRef),
+}
+
+/// `run` and `phase`, when given; checked like mark names, so they never hold anything else.
+fn run_param(params: &Params) -> Result<Option<RunRef>, String> {
+    let Some(run) = params.get("run") else {
+        if params.has("phase") {
+            return Err("phase needs run (?run=R&phase=N)".into());
+        }
+        return Ok(None);
+    };
+    crate::marks::check_name("run", run)?;
+    if let Some(phase) = params.get("phase") {
+        crate::marks::check_name("phase", phase)?;
+    }
+    if params.has("start") || params.has("end") {
+        return Err("run stands for start and end: give either".into());
+    }
+    Ok(Some(RunRef {
+        run: run.to_string(),
+        phase: params.get("phase").map(str::to_string),
+    }))
 }
 
 /// The decoded parameters of a query string: only `allowed` names, each at most once.
@@ -181,10 +219,21 @@ pub fn table(query: &str, context: Context) -> Result<Asked<TableRequest>, Strin
     let params = Params::parse(
         query,
         &[
-            "size", "since", "start", "end", "step", "header", "problems",
+            "size", "since", "start", "end", "step", "header", "problems", "run", "phase",
         ],
     )?;
     let (header, problems) = (params.header()?, params.problems()?);
+    if let Some(run) = run_param(&params)? {
+        if params.has("size") || params.has("since") {
+            return Err("run (history) cannot be combined with size or since (buffer)".into());
+        }
+        let step = params.get("step").map(step_param).transpose()?;
+        return Ok(Asked {
+            what: TableRequest::RunHistory(run, step),
+            header,
+            problems,
+        });
+    }
     if !params.has("start") {
         if params.has("end") || params.has("step") {
             return Err("end and step need start (history: ?start=T1&end=T2&step=S)".into());
@@ -259,9 +308,17 @@ fn step_param(value: &str) -> Result<Millis, String> {
         .ok_or_else(|| format!("step must be from 1s to 24h, {EXPECTED}, got {value:?}"))
 }
 
-/// `start` (required) and `end` (default now) of an energy path; `header`.
-pub fn energy(query: &str, context: Context) -> Result<Asked<Window>, String> {
-    let params = Params::parse(query, &["start", "end", "header"])?;
+/// `start` (required) and `end` (default now), or `run` (and `phase`), of an energy path;
+/// `header`.
+pub fn energy(query: &str, context: Context) -> Result<Asked<When>, String> {
+    let params = Params::parse(query, &["start", "end", "header", "run", "phase"])?;
+    if let Some(run) = run_param(&params)? {
+        return Ok(Asked {
+            what: When::Run(run),
+            header: params.header()?,
+            problems: true,
+        });
+    }
     let start = params.time("start", context.now)?.ok_or_else(|| {
         format!(
             "start is required (energy: ?start=T1&end=T2){}",
@@ -273,15 +330,23 @@ pub fn energy(query: &str, context: Context) -> Result<Asked<Window>, String> {
         return Err(format!("end must be after start{}", clock(context.now)));
     }
     Ok(Asked {
-        what: Window { start, end },
+        what: When::Given(Window { start, end }),
         header: params.header()?,
         problems: true,
     })
 }
 
-/// `start` (default `end` minus 15 minutes) and `end` (default now) of `/quality`; `header`.
-pub fn quality(query: &str, context: Context) -> Result<Asked<Window>, String> {
-    let params = Params::parse(query, &["start", "end", "header"])?;
+/// `start` (default `end` minus 15 minutes) and `end` (default now), or `run` (and `phase`),
+/// of `/quality`; `header`.
+pub fn quality(query: &str, context: Context) -> Result<Asked<When>, String> {
+    let params = Params::parse(query, &["start", "end", "header", "run", "phase"])?;
+    if let Some(run) = run_param(&params)? {
+        return Ok(Asked {
+            what: When::Run(run),
+            header: params.header()?,
+            problems: true,
+        });
+    }
     let end = end_param(&params, context, 0)?;
     let start = params
         .time("start", context.now)?
@@ -290,9 +355,58 @@ pub fn quality(query: &str, context: Context) -> Result<Asked<Window>, String> {
         return Err(format!("end must be after start{}", clock(context.now)));
     }
     Ok(Asked {
-        what: Window { start, end },
+        what: When::Given(Window { start, end }),
         header: params.header()?,
         problems: true,
+    })
+}
+
+/// What `GET /marks` lists: marks between `start` and `end` (default: all), of `run` if given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarksQuery {
+    pub start: Option<Millis>,
+    pub end: Option<Millis>,
+    pub run: Option<String>,
+}
+
+/// `start`, `end`, `run` and `header` of `GET /marks`.
+pub fn marks(query: &str, context: Context) -> Result<Asked<MarksQuery>, String> {
+    let params = Params::parse(query, &["start", "end", "run", "header"])?;
+    if let Some(run) = params.get("run") {
+        crate::marks::check_name("run", run)?;
+    }
+    Ok(Asked {
+        what: MarksQuery {
+            start: params.time("start", context.now)?,
+            end: params.time("end", context.now)?,
+            run: params.get("run").map(str::to_string),
+        },
+        header: params.header()?,
+        problems: false,
+    })
+}
+
+/// `run` and `name` of `POST /marks` (checked when the mark is stamped); `header`.
+pub fn new_mark(query: &str) -> Result<Asked<(String, String)>, String> {
+    let params = Params::parse(query, &["run", "name", "header"])?;
+    let run = params.get("run").unwrap_or_default().to_string();
+    let name = params.get("name").unwrap_or_default().to_string();
+    Ok(Asked {
+        what: (run, name),
+        header: params.header()?,
+        problems: false,
+    })
+}
+
+/// `run` (required) and `header` of `/phases`.
+pub fn phases(query: &str) -> Result<Asked<String>, String> {
+    let params = Params::parse(query, &["run", "header"])?;
+    let run = params.get("run").unwrap_or_default();
+    crate::marks::check_name("run", run)?;
+    Ok(Asked {
+        what: run.to_string(),
+        header: params.header()?,
+        problems: false,
     })
 }
 
@@ -313,7 +427,7 @@ mod tests {
     fn buffer(query: &str) -> Result<RowFilter, String> {
         match table(query, context())?.what {
             TableRequest::Buffer(filter) => Ok(filter),
-            TableRequest::History(span) => Err(format!("history {span:?}")),
+            other => Err(format!("{other:?}")),
         }
     }
 
@@ -365,7 +479,7 @@ mod tests {
     fn history(q: &str) -> Result<Span, String> {
         match table(q, context())?.what {
             TableRequest::History(span) => Ok(span),
-            TableRequest::Buffer(filter) => Err(format!("buffer {filter:?}")),
+            other => Err(format!("{other:?}")),
         }
     }
 
@@ -428,7 +542,11 @@ mod tests {
             context(),
         )
         .unwrap();
-        assert_eq!(e.what.end, NOW);
+        let window = Window {
+            start: 1_769_860_000_000,
+            end: NOW,
+        };
+        assert_eq!(e.what, When::Given(window));
         let e = energy(
             &format!("start=1769860000&end={}", NOW / 1000 + 16),
             context(),
@@ -445,14 +563,13 @@ mod tests {
 
     #[test]
     fn energy_windows() {
-        let w = energy("start=1769860000", context()).unwrap().what;
+        let given = |q: &str| match energy(q, context()).unwrap().what {
+            When::Given(w) => w,
+            other => panic!("{other:?}"),
+        };
+        let w = given("start=1769860000");
         assert_eq!((w.start, w.end), (1_769_860_000_000, NOW));
-        let w = energy(
-            "start=2026-01-31T11:00:00Z&end=2026-01-31T12:00:00Z",
-            context(),
-        )
-        .unwrap()
-        .what;
+        let w = given("start=2026-01-31T11:00:00Z&end=2026-01-31T12:00:00Z");
         assert_eq!(w.end - w.start, 3_600_000);
         for (q, needle) in [
             ("", "start is required"),
@@ -467,6 +584,50 @@ mod tests {
             let e = energy(q, context()).unwrap_err();
             assert!(e.contains(needle), "{q}: {e}");
         }
+    }
+
+    #[test]
+    fn runs_and_phases_stand_for_start_and_end() {
+        let run = |phase: Option<&str>| RunRef {
+            run: "r1".into(),
+            phase: phase.map(str::to_string),
+        };
+        assert_eq!(
+            energy("run=r1", context()).unwrap().what,
+            When::Run(run(None))
+        );
+        assert_eq!(
+            quality("run=r1&phase=2", context()).unwrap().what,
+            When::Run(run(Some("2")))
+        );
+        assert_eq!(
+            table("run=r1&phase=load&step=5s", context()).unwrap().what,
+            TableRequest::RunHistory(run(Some("load")), Some(5_000))
+        );
+        for (q, needle) in [
+            ("run=r1&start=5", "either"),
+            ("phase=2", "phase needs run"),
+            ("run=a%20b", "may hold only"),
+            ("run=r1&phase=%22", "may hold only"),
+        ] {
+            assert!(energy(q, context()).unwrap_err().contains(needle), "{q}");
+        }
+        assert!(
+            table("run=r1&size=3", context())
+                .unwrap_err()
+                .contains("cannot be combined")
+        );
+        assert_eq!(phases("run=r1").unwrap().what, "r1");
+        assert!(phases("").unwrap_err().contains("run is required"));
+        assert_eq!(
+            new_mark("run=r&name=n").unwrap().what,
+            ("r".into(), "n".into())
+        );
+        let m = marks("run=r&start=1769860000", context()).unwrap().what;
+        assert_eq!(
+            (m.run.as_deref(), m.start),
+            (Some("r"), Some(1_769_860_000_000))
+        );
     }
 
     #[test]

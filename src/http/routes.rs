@@ -16,6 +16,10 @@ pub enum Handler {
     Energy(TableKind),
     /// The data problems found over a window.
     Quality,
+    /// Marks of runs: listed (GET) or stamped (POST).
+    Marks,
+    /// The phases of a run.
+    Phases,
     /// A file of the live page (its chart library), by path.
     PageFile,
     Livez,
@@ -96,6 +100,16 @@ pub const ROUTES: &[Route] = &[
         usage: "data problems of the sources, one row per finding (?start=T1&end=T2; default the last 15 minutes)",
     },
     Route {
+        path: "/marks",
+        handler: Handler::Marks,
+        usage: "marks of runs (?run=R&start=T1&end=T2); POST ?run=R&name=N stamps one now (loopback only)",
+    },
+    Route {
+        path: "/phases",
+        handler: Handler::Phases,
+        usage: "the phases of a run, from mark to mark (?run=R)",
+    },
+    Route {
         path: "/livez",
         handler: Handler::Livez,
         usage: "200 while the process serves",
@@ -150,7 +164,8 @@ pub fn index() -> String {
         "\nT: RFC 3339 (2026-01-31T12:00:05Z) or Unix seconds; since: rows collected and observed after T;\n\
          S: a duration (15s, 1m) or seconds, default UPDATE_INTERVAL (start then moves to the live grid);\n\
          header=0 on any table, history, stream or energy path leaves out the header line (for appending);\n\
-         problems=1 on table, history and stream paths ends every row in the data problems of its sources.\n",
+         problems=1 on table, history and stream paths ends every row in the data problems of its sources;\n\
+         run=R (and phase=N) stands for start and end on history, energy and quality paths.\n",
     );
     text
 }
@@ -159,7 +174,7 @@ pub fn index() -> String {
 pub fn help() -> String {
     let paths: Vec<&str> = ROUTES.iter().map(|r| r.path).collect();
     format!(
-        "\nEndpoints (GET; see / for parameters):\n  {}\n",
+        "\nEndpoints (GET; POST on /marks; see / for parameters):\n  {}\n",
         paths.join(" ")
     )
 }

@@ -50,6 +50,7 @@ fn app() -> App {
         buffer_size: 10,
         max_node_watts: 5000.0,
         demand: Arc::default(),
+        marks: Arc::new(crate::marks::Marks::in_memory()),
     }
 }
 
@@ -59,6 +60,7 @@ fn ask<'a>(method: &'a Method, url: &'a str, websocket: bool) -> Asked<'a> {
         url,
         websocket,
         accept: "*/*",
+        loopback: true,
     }
 }
 

@@ -32,6 +32,8 @@ const NAMESPACE_LABELS: &[&str] = &[
 ];
 /// Labels of the address-mapping series besides node labels (`mapping_from`).
 const MAPPING_LABELS: &[&str] = &["internal_ip", "pod_ip"];
+/// Labels of the agent's own marks, read back from Prometheus (`src/marks/recall.rs`).
+const MARK_LABELS: &[&str] = &["run", "mark", "seq"];
 /// Label that tags each series of a combined query with its column.
 pub const COLUMN_LABEL: &str = "prometheus_agent_column";
 
@@ -43,10 +45,15 @@ pub const KEPT_LABELS: [&str; KEPT_COUNT] = concat(&[
     POD_LABELS,
     NAMESPACE_LABELS,
     MAPPING_LABELS,
+    MARK_LABELS,
     &[COLUMN_LABEL],
 ]);
-const KEPT_COUNT: usize =
-    NODE_LABELS.len() + POD_LABELS.len() + NAMESPACE_LABELS.len() + MAPPING_LABELS.len() + 1;
+const KEPT_COUNT: usize = NODE_LABELS.len()
+    + POD_LABELS.len()
+    + NAMESPACE_LABELS.len()
+    + MAPPING_LABELS.len()
+    + MARK_LABELS.len()
+    + 1;
 
 /// Every label that names a series' row (node, pod, namespace), for grouping series by row.
 pub const ROW_LABELS: [&str; ROW_COUNT] = concat(&[NODE_LABELS, POD_LABELS, NAMESPACE_LABELS]);
