@@ -63,7 +63,36 @@ fn kubectl(args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
 /// Every object `kubectl kustomize` renders, as JSON.
 fn rendered() -> Vec<Value> {
     let dir = repo().to_string_lossy().to_string();
-    let yaml = kubectl(&["kustomize", &dir], None);
+    as_json(&kubectl(&["kustomize", &dir], None))
+}
+
+/// The objects rendered with one optional component of `deploy/components/` enabled, the way
+/// a user enables it (`components:` in kustomization.yaml), from an overlay outside the tree.
+fn rendered_with(component: &str) -> Vec<Value> {
+    let overlay = std::env::temp_dir().join(format!("deploy-{component}-{}", std::process::id()));
+    std::fs::create_dir_all(&overlay).expect("overlay directory");
+    let up = overlay
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .map(|_| "..")
+        .collect::<Vec<_>>()
+        .join("/");
+    let repo = format!("{up}{}", repo().display());
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        format!("resources:\n  - {repo}\ncomponents:\n  - {repo}/deploy/components/{component}\n"),
+    )
+    .expect("overlay");
+    let dir = overlay.to_string_lossy().to_string();
+    let yaml = kubectl(
+        &["kustomize", "--load-restrictor=LoadRestrictionsNone", &dir],
+        None,
+    );
+    let _ = std::fs::remove_dir_all(&overlay);
+    as_json(&yaml)
+}
+
+fn as_json(yaml: &[u8]) -> Vec<Value> {
     let json = kubectl(
         &[
             "label",
@@ -74,7 +103,7 @@ fn rendered() -> Vec<Value> {
             "json",
             "prometheus-agent.invalid/no-such-label-",
         ],
-        Some(&yaml),
+        Some(yaml),
     );
     let mut objects = Vec::new();
     for value in serde_json::Deserializer::from_slice(&json).into_iter::<Value>() {
@@ -444,6 +473,108 @@ fn network_policy_denies_all_ingress_to_the_pod() {
     assert!(
         ingress.is_null() || ingress.as_array().is_some_and(|rules| rules.is_empty()),
         "no ingress rule: {ingress}"
+    );
+}
+
+#[test]
+fn marks_are_kept_on_a_writable_volume() {
+    let r = Rendered::new();
+    let env = r.container()["env"].as_array().expect("env");
+    let file = env
+        .iter()
+        .find(|v| v["name"] == "MARKS_FILE")
+        .and_then(|v| v["value"].as_str())
+        .expect("MARKS_FILE is set");
+    let mounts = r.container()["volumeMounts"]
+        .as_array()
+        .expect("volumeMounts");
+    let mount = mounts
+        .iter()
+        .find(|m| {
+            m["mountPath"]
+                .as_str()
+                .is_some_and(|p| file.starts_with(&format!("{p}/")))
+        })
+        .unwrap_or_else(|| panic!("{file} is on no volume, and the root filesystem is read-only"));
+    assert_ne!(mount["readOnly"], true);
+    let volumes = r.pod()["spec"]["volumes"].as_array().expect("volumes");
+    let volume = volumes
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .expect("the mounted volume");
+    // Survives a container restart (the pod's own volume), needs no storage class.
+    assert!(volume["emptyDir"].is_object(), "{volume}");
+}
+
+#[test]
+fn optional_components_let_prometheus_scrape_the_agents_metrics_and_nobody_else() {
+    let help = agent_help();
+    assert!(help.contains("/agent/metrics"), "{help}");
+    let port = |r: &Rendered| {
+        let ports = r.container()["ports"].as_array().expect("ports").clone();
+        (
+            ports[0]["name"].as_str().unwrap_or_default().to_string(),
+            ports[0]["containerPort"].clone(),
+        )
+    };
+    // Annotations for the prometheus-community chart.
+    let r = Rendered {
+        objects: rendered_with("scrape-annotations"),
+    };
+    let (_, container_port) = port(&r);
+    let annotations = &r.pod()["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/path"], "/agent/metrics");
+    assert_eq!(
+        annotations["prometheus.io/port"],
+        container_port.to_string()
+    );
+    check_scrape_policy(&r, &container_port);
+    // A PodMonitor for kube-prometheus-stack.
+    let r = Rendered {
+        objects: rendered_with("podmonitor"),
+    };
+    let (port_name, container_port) = port(&r);
+    let monitor = one(&r.objects, "PodMonitor");
+    let selector = labels(&monitor["spec"]["selector"]["matchLabels"]);
+    assert!(selects(&selector, &r.pod_labels()), "{selector:?}");
+    let endpoint = &monitor["spec"]["podMetricsEndpoints"][0];
+    assert_eq!(endpoint["port"], port_name.as_str());
+    assert_eq!(endpoint["path"], "/agent/metrics");
+    check_scrape_policy(&r, &container_port);
+}
+
+/// Besides the policy that denies every ingress, one opens the agent's port to one
+/// namespace's pods (Prometheus's), and nothing else.
+fn check_scrape_policy(r: &Rendered, container_port: &Value) {
+    let policies: Vec<&Value> = r
+        .objects
+        .iter()
+        .filter(|o| o["kind"] == "NetworkPolicy")
+        .collect();
+    assert_eq!(policies.len(), 2, "{policies:#?}");
+    let open = policies
+        .iter()
+        .find(|p| {
+            p["spec"]["ingress"]
+                .as_array()
+                .is_some_and(|i| !i.is_empty())
+        })
+        .expect("a policy with an ingress rule");
+    assert!(selects(
+        &labels(&open["spec"]["podSelector"]["matchLabels"]),
+        &r.pod_labels()
+    ));
+    let rules = open["spec"]["ingress"].as_array().expect("ingress");
+    assert_eq!(rules.len(), 1, "{rules:#?}");
+    assert_eq!(
+        rules[0]["ports"],
+        serde_json::json!([{"protocol": "TCP", "port": container_port}])
+    );
+    let from = rules[0]["from"].as_array().expect("from");
+    assert!(
+        from.len() == 1 && from[0]["namespaceSelector"]["matchLabels"].is_object(),
+        "only one namespace may connect: {from:#?}"
     );
 }
 

@@ -232,19 +232,21 @@ fn readme_commands_run_as_written_against_the_demo() {
     }
     assert_every_cycle_once(&dir.path().join("pods-run.csv"), PODS);
     assert_every_cycle_once(&dir.path().join("nodes-run.csv"), NODES);
+    // Joules per phase of the marked run: every pod in every phase, phases in order.
     let energy = std::fs::read_to_string(dir.path().join("energy-pods.csv")).expect("energy");
-    let lines: Vec<&str> = energy.lines().collect();
-    assert_eq!(lines.len(), 2 * PODS, "two phases, every pod:\n{energy}");
-    for line in &lines {
-        assert!(
-            line.starts_with("baseline,") || line.starts_with("load,"),
-            "{line}"
-        );
-        assert!(
-            !line.contains("instance"),
-            "a header line in the phases:\n{energy}"
-        );
-    }
+    let energy = Table::parse(&energy).expect("energy CSV");
+    assert_eq!(energy.header[..2], ["run", "phase"], "{:?}", energy.header);
+    assert_eq!(energy.rows.len(), 3 * PODS, "{:?}", energy.rows);
+    let phases: Vec<&str> = energy.rows.iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(phases[0], "baseline");
+    assert_eq!(phases[PODS], "load");
+    assert_eq!(phases[2 * PODS], "cool-down");
+    let listed = std::fs::read_to_string(dir.path().join("phases.csv")).expect("phases");
+    assert_eq!(
+        Table::parse(&listed).expect("phases CSV").rows.len(),
+        3,
+        "{listed}"
+    );
     demo_commands_run(&demo, dir.path());
     drop(demo);
 }
