@@ -139,6 +139,40 @@ fn history_energy_and_streams_are_handed_on() {
 }
 
 #[test]
+fn marks_are_written_only_from_loopback() {
+    let app = app();
+    let post = |loopback: bool, url: &str| {
+        let asked = Asked {
+            loopback,
+            ..ask(&Method::Post, url, false)
+        };
+        match route(&app, asked) {
+            Routed::Reply(reply) => reply,
+            other => panic!("{url} routed to {other:?}"),
+        }
+    };
+    let refused = post(false, "/marks?run=r&name=idle");
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(app.marks.all().is_empty());
+    let kept = post(true, "/marks?run=r&name=idle");
+    assert_eq!(kept.status, 200, "{}", kept.body);
+    assert!(kept.body.starts_with("time,run,name\n") && kept.body.ends_with(",r,idle\n"));
+    assert_eq!(app.marks.all().len(), 1);
+    for bad in [
+        "/marks?run=r",
+        "/marks?run=r&name=",
+        "/marks?name=x",
+        "/marks?run=r&name=a%20b",
+    ] {
+        assert_eq!(post(true, bad).status, 400, "{bad}");
+    }
+    assert_eq!(post(true, "/nodes").status, 405);
+    let put = get(&app, &Method::Put, "/marks", false);
+    assert_eq!(put.status, 405);
+    assert!(put.headers.contains(&("Allow", "GET, HEAD, POST".into())));
+}
+
+#[test]
 fn errors_are_one_line() {
     let app = app();
     for (method, url, ws, status) in [

@@ -26,6 +26,18 @@ impl Engine {
         }
     }
 
+    /// Starts the engine scraping `targets` and `agents`' own `/agent/metrics` every second.
+    pub fn start_scraping_agents(self, targets: &[SocketAddr], agents: &[SocketAddr]) -> Server {
+        match self {
+            Engine::Prometheus => {
+                Server::Prometheus(Prometheus::start_scraping_agents(targets, agents))
+            }
+            Engine::VictoriaMetrics => {
+                Server::VictoriaMetrics(VictoriaMetrics::start_scraping_agents(targets, agents))
+            }
+        }
+    }
+
     /// Starts the engine scraping `targets` every second, with its default settings.
     pub fn start(self, targets: &[SocketAddr]) -> Server {
         match self {

@@ -16,6 +16,7 @@ pub mod exporter;
 pub mod forward;
 pub mod prometheus;
 pub mod promql;
+pub mod scrape;
 pub mod stack;
 pub mod standin;
 pub mod table;

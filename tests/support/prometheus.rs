@@ -140,18 +140,29 @@ impl Prometheus {
         Prometheus::launch(targets, Some(data), retention)
     }
 
+    /// Scraping `agents`' own `/agent/metrics` too (where they export the marks of runs).
+    pub fn start_scraping_agents(targets: &[SocketAddr], agents: &[SocketAddr]) -> Prometheus {
+        Prometheus::launch_with(targets, agents, None, "1h")
+    }
+
     fn launch(targets: &[SocketAddr], data: Option<&Path>, retention: &str) -> Prometheus {
+        Prometheus::launch_with(targets, &[], data, retention)
+    }
+
+    fn launch_with(
+        targets: &[SocketAddr],
+        agents: &[SocketAddr],
+        data: Option<&Path>,
+        retention: &str,
+    ) -> Prometheus {
         let binary = prometheus_binary();
         let dir = TempDir::new("prometheus");
-        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let query_log = dir.path().join("queries.log");
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1m\n  \
-             query_log_file: {}\n\
-             scrape_configs:\n  - job_name: synthetic\n    honor_labels: true\n    \
-             honor_timestamps: true\n    static_configs:\n      - targets: [{}]\n",
+             query_log_file: {}\n{}",
             query_log.display(),
-            targets.join(", ")
+            super::scrape::config(targets, agents)
         );
         let config_path = dir.path().join("prometheus.yml");
         fs::write(&config_path, config).expect("cannot write prometheus.yml");
@@ -294,6 +305,8 @@ impl Agent {
             .env_remove("PORT")
             .env_remove("QUERIES_FILE")
             .env_remove("BUFFER_SIZE")
+            .env_remove("MARKS_FILE")
+            .env_remove("MAX_NODE_WATTS")
             .env("PROMETHEUS_URL", config.prometheus_url)
             .env("NAMESPACE", config.namespace)
             .env("UPDATE_INTERVAL", config.update_interval)

@@ -47,14 +47,20 @@ impl VictoriaMetrics {
 
     /// Started with further command-line flags, e.g. `-search.latencyOffset=1s`.
     pub fn start_with(targets: &[SocketAddr], flags: &[&str]) -> VictoriaMetrics {
+        VictoriaMetrics::launch(targets, &[], flags)
+    }
+
+    /// Scraping `agents`' own `/agent/metrics` too (where they export the marks of runs).
+    pub fn start_scraping_agents(targets: &[SocketAddr], agents: &[SocketAddr]) -> VictoriaMetrics {
+        VictoriaMetrics::launch(targets, agents, &[])
+    }
+
+    fn launch(targets: &[SocketAddr], agents: &[SocketAddr], flags: &[&str]) -> VictoriaMetrics {
         let binary = victoria_metrics_binary();
         let dir = TempDir::new("victoria-metrics");
-        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-             scrape_configs:\n  - job_name: synthetic\n    honor_labels: true\n    \
-             honor_timestamps: true\n    static_configs:\n      - targets: [{}]\n",
-            targets.join(", ")
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n{}",
+            super::scrape::config(targets, agents)
         );
         let config_path = dir.path().join("scrape.yml");
         fs::write(&config_path, config).expect("cannot write scrape.yml");
