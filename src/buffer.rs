@@ -255,6 +255,20 @@ impl Buffer {
         select(&self.lock().rows, filter)
     }
 
+    /// The rows of the newest buffered cycle.
+    pub fn newest_cycle(&self) -> Vec<Row> {
+        let inner = self.lock();
+        let Some(newest) = inner.rows.back().map(|r| r.observation_ms) else {
+            return Vec::new();
+        };
+        let start = inner
+            .rows
+            .iter()
+            .rposition(|r| r.observation_ms != newest)
+            .map_or(0, |i| i + 1);
+        inner.rows.iter().skip(start).cloned().collect()
+    }
+
     /// The rows of the buffered cycle observed at `at` (none when it is not buffered).
     pub fn cycle_at(&self, at: Millis) -> Vec<Row> {
         let inner = self.lock();

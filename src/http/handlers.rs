@@ -164,8 +164,7 @@ fn handle(
 }
 
 fn agent_metrics(app: &App) -> Reply {
-    // A scraper of the agent's figures wants the current data problems too.
-    app.demand.ask();
+    refresh_data_problems(app);
     let mut families = app.status.families(&app.buffers);
     families.extend(app.streams.families());
     families.push(app.marks.family(app.evaluator.namespace()));
@@ -175,6 +174,34 @@ fn agent_metrics(app: &App) -> Reply {
         headers: Vec::new(),
         body: metrics::render(&families).into(),
     }
+}
+
+/// The data problems of the newest cycle, for `/agent/metrics`: computed once per cycle
+/// when scraped (and kept with the rows), not with every cycle. Skipped while Prometheus is
+/// busy with history, energy or quality requests.
+fn refresh_data_problems(app: &App) {
+    let newest = app.buffers.map(|_, b| b.newest_cycle());
+    let missing = newest
+        .iter()
+        .any(|(_, rows)| rows.iter().any(|r| r.problems.get().is_none()));
+    if missing {
+        let Some(_slot) = app.past.try_take() else {
+            return;
+        };
+        let cycle = |at| app.buffers.map(|_, b| b.cycle_at(at));
+        for (kind, rows) in newest.iter() {
+            if let Err(e) = rows::fill(&app.audit(), kind, rows, cycle) {
+                log::warn!("data problems for /agent/metrics: {e}");
+                return;
+            }
+        }
+    }
+    let fields = newest.map(|_, rows| {
+        rows.iter()
+            .filter_map(|r| r.problems.get().map(|p| p.to_string()))
+            .collect()
+    });
+    app.status.data_problems(&fields);
 }
 
 /// Serves one request on a responder; a stream continues on a thread of its own.

@@ -229,7 +229,7 @@ fn problem_family(f: &Figures) -> Family {
     Family {
         name: "prometheus_agent_data_problems",
         kind: Kind::Gauge,
-        help: "Rows of the last cycle whose column has this data problem (computed while a client asks for problems, e.g. this scrape).",
+        help: "Rows of the newest cycle whose column has this data problem (README, Data quality).",
         samples,
     }
 }
