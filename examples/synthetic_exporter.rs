@@ -8,10 +8,10 @@
 //! Scrape it with `honor_labels: true` (every series carries its own
 //! `instance`, `job`, ... labels and an explicit timestamp). Runs until killed.
 
-#[path = "../tests/support/exporter.rs"]
-mod exporter;
+#[path = "../tests/support/cluster/mod.rs"]
+mod cluster;
 
-use exporter::{Convention, Exporter, NAMESPACE, Scenario};
+use cluster::{Convention, Exporter, NAMESPACE, Scenario};
 
 const USAGE: &str =
     "usage: synthetic_exporter [--listen HOST:PORT] [--convention a|b] [--window SECONDS]

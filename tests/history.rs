@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use support::cluster::{Cell, Convention, NAMESPACE, Row};
 use support::energy::{expected_node_energy, expected_pod_energy};
 use support::engine::Engine;
-use support::exporter::{Cell, Convention, NAMESPACE, Row};
 use support::prometheus::{Agent, TempDir, curl_status, wait_for};
 use support::stack::Stack;
 use support::table::{Table, parse_rfc3339_ms};
@@ -222,9 +222,9 @@ fn energy_matches_the_truth(engine: Engine, convention: Convention) {
     let started = stack.exporter.started_ms();
     let first_scrape = *stack.exporter.scrape_times().first().expect("scraped");
     wait_for(Duration::from_secs(60), || {
-        (support::exporter::now_ms() > first_scrape + 24_000).then_some(())
+        (support::cluster::now_ms() > first_scrape + 24_000).then_some(())
     });
-    let end = support::exporter::now_ms() - 2_000;
+    let end = support::cluster::now_ms() - 2_000;
     let start = end - 20_000;
     let query = format!(
         "start={}.{:03}&end={}.{:03}",
@@ -392,7 +392,7 @@ fn a_stream_resumed_across_a_restart_repeats_no_cycle() {
     let stack = Stack::start(Convention::A);
     // Start just after the next grid point (the stack has data there), so both agents' first
     // cycles evaluate that point.
-    let into = support::exporter::now_ms() % INTERVAL_MS;
+    let into = support::cluster::now_ms() % INTERVAL_MS;
     std::thread::sleep(Duration::from_millis((INTERVAL_MS - into + 200) as u64));
     let nodes_of = |agent: &Agent| {
         wait_for(Duration::from_secs(5), || {
@@ -437,7 +437,7 @@ fn a_stream_resumed_across_a_restart_repeats_no_cycle() {
 fn bad_requests_get_400_and_a_third_concurrent_request_503() {
     let stack = Stack::start(Convention::A);
     let agent = stack.agent("1s", &[]);
-    let now = support::exporter::now_ms() / 1000;
+    let now = support::cluster::now_ms() / 1000;
     for path in [
         format!("/nodes?start={now}&size=3"),
         format!("/pods?start={now}&since={now}"),

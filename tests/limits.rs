@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::exporter::NAMESPACE;
+use support::cluster::NAMESPACE;
 use support::prometheus::{Agent, AgentConfig, wait_for};
 use support::standin::{Answer, StandIn};
 

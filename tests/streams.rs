@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use support::exporter::Convention;
+use support::cluster::Convention;
 use support::prometheus::{Agent, TempDir, wait_for};
 use support::stack::Stack;
 use support::table::{Table, parse_rfc3339_ms};
