@@ -2,16 +2,25 @@
 //! labels) and ≥ 0.10 (`kepler_node_cpu_joules_total{zone}`, `node_name`/`pod_name` labels).
 
 use super::exposition::{Exposition, labels, with};
-use super::{Convention, KeplerNode, Meter, Node, Pod, Scenario, zones};
+use super::faults::{Origin, Source};
+use super::{Convention, KeplerNode, Meter, Pod, Scenario, zones};
 
 impl Scenario {
+    /// The series of node `n`'s Kepler, `pods_here` being the pods of that node.
     pub(super) fn render_kepler(
         &self,
         out: &mut Exposition,
-        node: &Node,
+        n: usize,
         kepler: &KeplerNode,
-        pods_here: &[&Pod],
+        pods_here: &[(usize, &Pod)],
     ) {
+        let node = &self.nodes[n];
+        let from = |pod| Origin {
+            node: Some(n),
+            pod,
+            source: Source::Kepler,
+        };
+        out.from(from(None));
         match self.convention {
             Convention::A => {
                 // Kepler ≤ 0.9 via its chart's ServiceMonitor: instance is the
@@ -26,10 +35,34 @@ impl Scenario {
                     ("endpoint", "http"),
                     ("service", "kepler-exporter"),
                 ]);
-                let node_series = with(&base, &[("package", "0"), ("source", "rapl-sysfs")]);
+                // As Kepler 0.7 labels its node info: RAPL read through sysfs on bare metal,
+                // its model ("estimator") where RAPL is missing, as on most VMs.
+                let (components, platform) = match (kepler.estimated, node.meter) {
+                    (true, _) => ("estimator", "none"),
+                    (false, Meter::KeplerPlatform(_)) => ("rapl-sysfs", "acpi"),
+                    (false, _) => ("rapl-sysfs", "none"),
+                };
+                out.gauge(
+                    "kepler_node_info",
+                    &with(
+                        &base,
+                        &[
+                            ("cpu_architecture", "Sapphire Rapids"),
+                            ("components_power_source", components),
+                            ("platform_power_source", platform),
+                            ("source", "os"),
+                        ],
+                    ),
+                    1.0,
+                );
+                let node_series = with(&base, &[("package", "0"), ("source", components)]);
                 for (zone, watts) in kepler.zones.named() {
                     let name = format!("kepler_node_{zone}_joules_total");
-                    out.counter(&name, &node_series, watts);
+                    if zone == "package" {
+                        out.package_counter(&name, &node_series, watts);
+                    } else {
+                        out.counter(&name, &node_series, watts);
+                    }
                 }
                 if let Meter::KeplerPlatform(watts) = node.meter {
                     out.counter(
@@ -52,8 +85,9 @@ impl Scenario {
                     let name = format!("kepler_container_{zone}_joules_total");
                     out.counter(&name, &system, watts / 8.0);
                 }
-                for pod in pods_here {
-                    for container in &pod.containers {
+                for &(p, pod) in pods_here {
+                    out.from(from(Some(p)));
+                    for (c, container) in pod.containers.iter().enumerate() {
                         let series = with(
                             &base,
                             &[
@@ -68,7 +102,11 @@ impl Scenario {
                         );
                         for (zone, watts) in container.kepler.named() {
                             let name = format!("kepler_container_{zone}_joules_total");
-                            out.counter(&name, &series, watts);
+                            if zone == "package" && c == 0 {
+                                out.package_counter(&name, &series, watts);
+                            } else {
+                                out.counter(&name, &series, watts);
+                            }
                         }
                     }
                 }
@@ -86,16 +124,18 @@ impl Scenario {
                 ]);
                 for (index, (zone, watts)) in kepler.zones.named().into_iter().enumerate() {
                     let path = format!("/sys/class/powercap/intel-rapl:0:{index}");
-                    out.counter(
-                        "kepler_node_cpu_joules_total",
-                        &with(
-                            &base,
-                            &[("zone", zone), ("path", &path), ("node_name", node.name)],
-                        ),
-                        watts,
+                    let series = with(
+                        &base,
+                        &[("zone", zone), ("path", &path), ("node_name", node.name)],
                     );
+                    if zone == "package" {
+                        out.package_counter("kepler_node_cpu_joules_total", &series, watts);
+                    } else {
+                        out.counter("kepler_node_cpu_joules_total", &series, watts);
+                    }
                 }
-                for pod in pods_here {
+                for &(p, pod) in pods_here {
+                    out.from(from(Some(p)));
                     let mut sum = zones(0.0, 0.0, 0.0, 0.0);
                     for container in &pod.containers {
                         sum.package += container.kepler.package;
@@ -104,21 +144,22 @@ impl Scenario {
                         sum.uncore += container.kepler.uncore;
                     }
                     for (zone, watts) in sum.named() {
-                        out.counter(
-                            "kepler_pod_cpu_joules_total",
-                            &with(
-                                &base,
-                                &[
-                                    ("pod_id", pod.uid),
-                                    ("pod_name", pod.name),
-                                    ("pod_namespace", pod.namespace),
-                                    ("node_name", node.name),
-                                    ("zone", zone),
-                                    ("state", "running"),
-                                ],
-                            ),
-                            watts,
+                        let series = with(
+                            &base,
+                            &[
+                                ("pod_id", pod.uid),
+                                ("pod_name", pod.name),
+                                ("pod_namespace", pod.namespace),
+                                ("node_name", node.name),
+                                ("zone", zone),
+                                ("state", "running"),
+                            ],
                         );
+                        if zone == "package" {
+                            out.package_counter("kepler_pod_cpu_joules_total", &series, watts);
+                        } else {
+                            out.counter("kepler_pod_cpu_joules_total", &series, watts);
+                        }
                     }
                 }
             }

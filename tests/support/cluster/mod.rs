@@ -7,12 +7,17 @@
 //! generated one ([`scaled`]). Every sample carries the millisecond timestamp its value was
 //! computed for: counters grow exactly linearly, so Prometheus's `rate()` gives the exact
 //! rate (up to float rounding) once its samples cover the whole window.
+//!
+//! Constant by default; a [`Schedule`] ([`load`]) makes the load change phase by phase, and
+//! [`Fault`]s ([`faults`]) break sources at known times.
 
 // Shared by the integration tests and the examples, each using a different part of it.
 #![allow(dead_code)]
 
 mod exposition;
+mod faults;
 mod kepler;
+mod load;
 mod scaled;
 mod series;
 mod server;
@@ -25,6 +30,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 // Each test binary and example uses a different part of these.
 #[allow(unused_imports)]
 pub use exposition::{BASE, Exposition};
+#[allow(unused_imports)]
+pub use faults::{Fault, FaultKind, JUMP_JOULES, JUMP_MS, Source, Touched, rfc3339};
+#[allow(unused_imports)]
+pub use load::{IDLE, LOAD, Phase, Schedule, parse_duration_ms};
 pub use server::Exporter;
 #[allow(unused_imports)]
 pub use truth::{Cell, Row, is_physical};
@@ -112,7 +121,16 @@ impl Zones {
         self.package + self.dram
     }
 
-    pub(super) fn named(&self) -> [(&'static str, f64); 4] {
+    fn scaled(&self, factor: f64) -> Zones {
+        zones(
+            self.package * factor,
+            self.dram * factor,
+            self.core * factor,
+            self.uncore * factor,
+        )
+    }
+
+    fn named(&self) -> [(&'static str, f64); 4] {
         [
             ("package", self.package),
             ("dram", self.dram),
@@ -133,11 +151,23 @@ pub enum Meter {
     Absent,
 }
 
+impl Meter {
+    fn scaled(self, factor: f64) -> Meter {
+        match self {
+            Meter::Ipmi(watts) => Meter::Ipmi(watts * factor),
+            Meter::KeplerPlatform(watts) => Meter::KeplerPlatform(watts * factor),
+            Meter::Absent => Meter::Absent,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct KeplerNode {
     pub pod: &'static str,
     pub pod_ip: &'static str,
     pub zones: Zones,
+    /// Kepler ≤ 0.9 without RAPL: figures from its model (`kepler_node_info`).
+    pub estimated: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -158,6 +188,8 @@ pub struct Node {
     /// Whether kube-state-metrics lists the node in `kube_node_info`; a node
     /// that is missing there is identified only through `node_uname_info`.
     pub in_kube_node_info: bool,
+    /// Whether node-exporter runs there (the CPU, memory, network and process figures).
+    pub node_exporter: bool,
     /// `(cpu, mode, CPU seconds per second)`.
     pub cpu: Vec<(u32, &'static str, f64)>,
     pub mem_total: f64,
@@ -218,6 +250,10 @@ pub struct Scenario {
     pub nodes: Vec<Node>,
     pub pods: Vec<Pod>,
     pub infra_pods: Vec<InfraPod>,
+    /// `None`: the declared figures all along.
+    pub load: Option<Schedule>,
+    /// Faults switched on at known times ([`Scenario::with_fault`] checks them).
+    pub faults: Vec<Fault>,
 }
 
 impl Scenario {

@@ -38,6 +38,8 @@ impl Scenario {
             nodes,
             pods,
             infra_pods,
+            load: None,
+            faults: Vec::new(),
         }
     }
 }
@@ -72,6 +74,7 @@ fn scaled_node(i: usize) -> Node {
         name,
         ip: address(1, i),
         in_kube_node_info: true,
+        node_exporter: true,
         cpu: vec![
             (0, "user", user),
             (0, "system", 0.125),
@@ -99,6 +102,7 @@ fn scaled_node(i: usize) -> Node {
             pod: leak(format!("kepler-{i:05}")),
             pod_ip: address(2, i),
             zones: zones(20.0 + frac(i % 32, 2), 2.5, 12.0, 1.0),
+            estimated: false,
         }),
         scaphandre: Some(ScaphandreNode {
             pod: leak(format!("scaphandre-{i:05}")),

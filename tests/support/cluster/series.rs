@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::exposition::{Exposition, labels, with};
+use super::faults::{Origin, Source};
 use super::{Convention, Meter, Node, Pod, Scenario};
 
 const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.9";
@@ -18,29 +19,165 @@ impl Scenario {
     }
 
     /// Every series with its labels rendered once; only values and timestamps
-    /// change from one scrape to the next.
+    /// change from one scrape to the next. Panics on a fault that does not fit the scenario
+    /// (`with_fault` checks them).
     pub fn exposition(&self) -> Exposition {
-        let nodes = self.node_map();
-        let mut pods_by_node: HashMap<&str, Vec<&Pod>> = HashMap::new();
-        for pod in &self.pods {
-            pods_by_node.entry(pod.node).or_default().push(pod);
+        let faults = self
+            .faults
+            .iter()
+            .map(|f| self.resolve(f).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        let mut out = Exposition::new(self.load.clone(), faults);
+        let index: HashMap<&str, usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| (node.name, i))
+            .collect();
+        let mut pods_by_node: HashMap<&str, Vec<(usize, &Pod)>> = HashMap::new();
+        for (p, pod) in self.pods.iter().enumerate() {
+            pods_by_node.entry(pod.node).or_default().push((p, pod));
         }
-        let mut out = Exposition::default();
-        for node in &self.nodes {
+        for (n, node) in self.nodes.iter().enumerate() {
             let pods_here = pods_by_node.get(node.name).map_or(&[][..], Vec::as_slice);
-            self.render_node(&mut out, node, pods_here);
+            self.render_node(&mut out, n, pods_here);
         }
-        for pod in &self.pods {
-            self.render_pod(&mut out, nodes[pod.node], pod);
+        for (p, pod) in self.pods.iter().enumerate() {
+            self.render_pod(&mut out, index[pod.node], p);
         }
-        self.render_kube_state_metrics(&mut out, &nodes);
+        self.render_kube_state_metrics(&mut out);
         out
     }
 
-    fn render_node(&self, out: &mut Exposition, node: &Node, pods_here: &[&Pod]) {
+    fn render_node(&self, out: &mut Exposition, n: usize, pods_here: &[(usize, &Pod)]) {
+        let node = &self.nodes[n];
         let conv = self.convention;
-        // node-exporter
-        let exporter = match conv {
+        let from = |source| Origin {
+            node: Some(n),
+            pod: None,
+            source,
+        };
+        if node.node_exporter {
+            out.from(from(Source::NodeExporter));
+            self.render_node_exporter(out, node);
+        }
+
+        // IPMI power meter
+        if let Meter::Ipmi(watts) = node.meter {
+            out.from(from(Source::Ipmi));
+            let instance = format!("{}:9290", node.ip);
+            let ipmi = match conv {
+                Convention::A => labels(&[("job", "ipmi-exporter"), ("instance", &instance)]),
+                Convention::B => labels(&[
+                    ("job", "kubernetes-service-endpoints"),
+                    ("instance", &instance),
+                    ("node", node.name),
+                    ("namespace", "monitoring"),
+                    ("service", "ipmi-exporter"),
+                ]),
+            };
+            out.load_gauge("ipmi_dcmi_power_consumption_watts", &ipmi, watts);
+        }
+
+        // Kepler
+        if let Some(kepler) = &node.kepler {
+            self.render_kepler(out, n, kepler, pods_here);
+        }
+
+        // Scaphandre
+        if let Some(scaph) = &node.scaphandre {
+            out.from(from(Source::Scaphandre));
+            let instance = format!("{}:8080", scaph.pod_ip);
+            let base = match conv {
+                Convention::A => labels(&[
+                    ("job", "scaphandre"),
+                    ("instance", &instance),
+                    ("namespace", "scaphandre"),
+                    ("pod", scaph.pod),
+                    ("container", "scaphandre"),
+                    ("endpoint", "metrics"),
+                    ("service", "scaphandre"),
+                ]),
+                Convention::B => labels(&[
+                    ("job", "kubernetes-pods"),
+                    ("instance", &instance),
+                    ("namespace", "scaphandre"),
+                    ("pod", scaph.pod),
+                    ("node", node.name),
+                ]),
+            };
+            out.load_gauge("scaph_host_power_microwatts", &base, scaph.host_watts * 1e6);
+            for process in &scaph.system_processes {
+                let pid = process.pid.to_string();
+                out.load_gauge(
+                    "scaph_process_power_consumption_microwatts",
+                    &with(
+                        &base,
+                        &[
+                            ("exe", process.exe),
+                            ("pid", &pid),
+                            ("cmdline", process.exe),
+                        ],
+                    ),
+                    process.watts * 1e6,
+                );
+            }
+            // Scaphandre's own process, in the scaphandre namespace.
+            let own = &scaph.own_process;
+            let pid = own.pid.to_string();
+            out.load_gauge(
+                "scaph_process_power_consumption_microwatts",
+                &with(
+                    &base,
+                    &[
+                        ("exe", own.exe),
+                        ("pid", &pid),
+                        ("cmdline", own.exe),
+                        ("container_id", "0f0f0f0f"),
+                        ("container_scheduler", "kubernetes"),
+                        ("kubernetes_pod_name", scaph.pod),
+                        ("kubernetes_pod_namespace", "scaphandre"),
+                        ("kubernetes_node_name", node.name),
+                    ],
+                ),
+                own.watts * 1e6,
+            );
+            for &(p, pod) in pods_here {
+                out.from(Origin {
+                    pod: Some(p),
+                    ..from(Source::Scaphandre)
+                });
+                for container in &pod.containers {
+                    for process in &container.processes {
+                        let pid = process.pid.to_string();
+                        out.load_gauge(
+                            "scaph_process_power_consumption_microwatts",
+                            &with(
+                                &base,
+                                &[
+                                    ("exe", process.exe),
+                                    ("pid", &pid),
+                                    ("cmdline", process.exe),
+                                    (
+                                        "container_id",
+                                        container.id.trim_start_matches("containerd://"),
+                                    ),
+                                    ("container_scheduler", "kubernetes"),
+                                    ("kubernetes_pod_name", pod.name),
+                                    ("kubernetes_pod_namespace", pod.namespace),
+                                    ("kubernetes_node_name", node.name),
+                                ],
+                            ),
+                            process.watts * 1e6,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn render_node_exporter(&self, out: &mut Exposition, node: &Node) {
+        let exporter = match self.convention {
             Convention::A => labels(&[
                 ("job", "node-exporter"),
                 ("instance", &format!("{}:9100", node.ip)),
@@ -63,12 +200,19 @@ impl Scenario {
             ]),
         };
         for (cpu, mode, rate) in &node.cpu {
-            let cpu = cpu.to_string();
-            out.counter(
-                "node_cpu_seconds_total",
-                &with(&exporter, &[("cpu", &cpu), ("mode", mode)]),
-                *rate,
-            );
+            let labels = with(&exporter, &[("cpu", &cpu.to_string()), ("mode", mode)]);
+            if *mode == "idle" {
+                // What the busy modes leave unused at less than full load.
+                let busy = node
+                    .cpu
+                    .iter()
+                    .filter(|(c, m, _)| c == cpu && *m != "idle")
+                    .map(|(_, _, rate)| rate)
+                    .sum();
+                out.idle_counter("node_cpu_seconds_total", &labels, *rate, busy);
+            } else {
+                out.counter("node_cpu_seconds_total", &labels, *rate);
+            }
         }
         out.gauge(
             "node_memory_MemAvailable_bytes",
@@ -99,116 +243,15 @@ impl Scenario {
             ),
             1.0,
         );
-
-        // IPMI power meter
-        if let Meter::Ipmi(watts) = node.meter {
-            let instance = format!("{}:9290", node.ip);
-            let ipmi = match conv {
-                Convention::A => labels(&[("job", "ipmi-exporter"), ("instance", &instance)]),
-                Convention::B => labels(&[
-                    ("job", "kubernetes-service-endpoints"),
-                    ("instance", &instance),
-                    ("node", node.name),
-                    ("namespace", "monitoring"),
-                    ("service", "ipmi-exporter"),
-                ]),
-            };
-            out.gauge("ipmi_dcmi_power_consumption_watts", &ipmi, watts);
-        }
-
-        // Kepler
-        if let Some(kepler) = &node.kepler {
-            self.render_kepler(out, node, kepler, pods_here);
-        }
-
-        // Scaphandre
-        if let Some(scaph) = &node.scaphandre {
-            let instance = format!("{}:8080", scaph.pod_ip);
-            let base = match conv {
-                Convention::A => labels(&[
-                    ("job", "scaphandre"),
-                    ("instance", &instance),
-                    ("namespace", "scaphandre"),
-                    ("pod", scaph.pod),
-                    ("container", "scaphandre"),
-                    ("endpoint", "metrics"),
-                    ("service", "scaphandre"),
-                ]),
-                Convention::B => labels(&[
-                    ("job", "kubernetes-pods"),
-                    ("instance", &instance),
-                    ("namespace", "scaphandre"),
-                    ("pod", scaph.pod),
-                    ("node", node.name),
-                ]),
-            };
-            out.gauge("scaph_host_power_microwatts", &base, scaph.host_watts * 1e6);
-            for process in &scaph.system_processes {
-                let pid = process.pid.to_string();
-                out.gauge(
-                    "scaph_process_power_consumption_microwatts",
-                    &with(
-                        &base,
-                        &[
-                            ("exe", process.exe),
-                            ("pid", &pid),
-                            ("cmdline", process.exe),
-                        ],
-                    ),
-                    process.watts * 1e6,
-                );
-            }
-            // Scaphandre's own process, in the scaphandre namespace.
-            let own = &scaph.own_process;
-            let pid = own.pid.to_string();
-            out.gauge(
-                "scaph_process_power_consumption_microwatts",
-                &with(
-                    &base,
-                    &[
-                        ("exe", own.exe),
-                        ("pid", &pid),
-                        ("cmdline", own.exe),
-                        ("container_id", "0f0f0f0f"),
-                        ("container_scheduler", "kubernetes"),
-                        ("kubernetes_pod_name", scaph.pod),
-                        ("kubernetes_pod_namespace", "scaphandre"),
-                        ("kubernetes_node_name", node.name),
-                    ],
-                ),
-                own.watts * 1e6,
-            );
-            for pod in pods_here {
-                for container in &pod.containers {
-                    for process in &container.processes {
-                        let pid = process.pid.to_string();
-                        out.gauge(
-                            "scaph_process_power_consumption_microwatts",
-                            &with(
-                                &base,
-                                &[
-                                    ("exe", process.exe),
-                                    ("pid", &pid),
-                                    ("cmdline", process.exe),
-                                    (
-                                        "container_id",
-                                        container.id.trim_start_matches("containerd://"),
-                                    ),
-                                    ("container_scheduler", "kubernetes"),
-                                    ("kubernetes_pod_name", pod.name),
-                                    ("kubernetes_pod_namespace", pod.namespace),
-                                    ("kubernetes_node_name", node.name),
-                                ],
-                            ),
-                            process.watts * 1e6,
-                        );
-                    }
-                }
-            }
-        }
     }
 
-    fn render_pod(&self, out: &mut Exposition, node: &Node, pod: &Pod) {
+    fn render_pod(&self, out: &mut Exposition, n: usize, p: usize) {
+        let (node, pod) = (&self.nodes[n], &self.pods[p]);
+        out.from(Origin {
+            node: Some(n),
+            pod: Some(p),
+            source: Source::Cadvisor,
+        });
         let kubelet = match self.convention {
             Convention::A => labels(&[
                 ("job", "kubelet"),
@@ -275,7 +318,14 @@ impl Scenario {
         out.counter("container_network_transmit_bytes_total", &net, pod.tx);
     }
 
-    fn render_kube_state_metrics(&self, out: &mut Exposition, nodes: &HashMap<&str, &Node>) {
+    fn render_kube_state_metrics(&self, out: &mut Exposition) {
+        let nodes = self.node_map();
+        let from = |pod| Origin {
+            node: self.ksm_node(),
+            pod,
+            source: Source::KubeStateMetrics,
+        };
+        out.from(from(None));
         let ksm = match self.convention {
             Convention::A => labels(&[
                 ("job", "kube-state-metrics"),
@@ -309,12 +359,14 @@ impl Scenario {
         let workload = self
             .pods
             .iter()
-            .map(|pod| (pod.name, pod.namespace, pod.node, pod.ip));
+            .enumerate()
+            .map(|(p, pod)| (Some(p), pod.name, pod.namespace, pod.node, pod.ip));
         let infra = self
             .infra_pods
             .iter()
-            .map(|pod| (pod.name, pod.namespace, pod.node, pod.ip));
-        for (name, namespace, node, ip) in workload.chain(infra) {
+            .map(|pod| (None, pod.name, pod.namespace, pod.node, pod.ip));
+        for (p, name, namespace, node, ip) in workload.chain(infra) {
+            out.from(from(p));
             let host_ip = nodes[node].ip;
             out.gauge(
                 "kube_pod_info",

@@ -36,13 +36,20 @@ impl Exporter {
         let stop = Arc::new(AtomicBool::new(false));
         let scrapes = Arc::new(Mutex::new(Vec::new()));
         let exposition = scenario.exposition();
-        let about = format!(
-            "synthetic exporter, convention {}, {} nodes, {} pods, {} series\nGET /metrics\n",
+        let mut about = format!(
+            "synthetic exporter, convention {}, {} nodes, {} pods, {} series\n",
             scenario.convention.describe(),
             scenario.nodes.len(),
             scenario.pods.len(),
             exposition.len()
         );
+        if let Some(schedule) = &scenario.load {
+            about.push_str(&format!("load schedule: {}\n", schedule.describe()));
+        }
+        for fault in &scenario.faults {
+            about.push_str(&format!("fault: {}\n", fault.describe()));
+        }
+        about.push_str("GET /metrics\n");
         let thread = {
             let (server, stop, scrapes) = (server.clone(), stop.clone(), scrapes.clone());
             std::thread::Builder::new()

@@ -24,6 +24,7 @@ impl Scenario {
                 name: "worker-2",
                 ip: "192.0.2.12",
                 in_kube_node_info: true,
+                node_exporter: true,
                 cpu: vec![
                     (0, "user", 0.25),
                     (0, "system", 0.125),
@@ -48,6 +49,7 @@ impl Scenario {
                     pod: "kepler-q7d3m",
                     pod_ip: "198.51.100.12",
                     zones: zones(30.5, 4.25, 20.0, 1.5),
+                    estimated: false,
                 }),
                 scaphandre: Some(ScaphandreNode {
                     pod: "scaphandre-m4q8z",
@@ -63,6 +65,7 @@ impl Scenario {
                 // Known to Prometheus only as 192.0.2.13:9100 and through
                 // node_uname_info: kube-state-metrics does not list it.
                 in_kube_node_info: false,
+                node_exporter: true,
                 cpu: vec![
                     (0, "user", 0.0625),
                     (0, "system", 0.03125),
@@ -80,6 +83,7 @@ impl Scenario {
                     pod: "kepler-z5n6w",
                     pod_ip: "198.51.100.13",
                     zones: zones(12.5, 1.5, 8.0, 0.75),
+                    estimated: false,
                 }),
                 scaphandre: None,
             },
@@ -87,6 +91,7 @@ impl Scenario {
                 name: "worker-1",
                 ip: "192.0.2.11",
                 in_kube_node_info: true,
+                node_exporter: true,
                 cpu: vec![
                     (0, "user", 0.5),
                     (0, "system", 0.25),
@@ -117,6 +122,7 @@ impl Scenario {
                     pod: "kepler-8hj2k",
                     pod_ip: "198.51.100.11",
                     zones: zones(64.25, 8.5, 40.0, 2.5),
+                    estimated: false,
                 }),
                 scaphandre: Some(ScaphandreNode {
                     pod: "scaphandre-7xk2p",
@@ -249,6 +255,8 @@ impl Scenario {
             nodes,
             pods,
             infra_pods,
+            load: None,
+            faults: Vec::new(),
         }
     }
 }

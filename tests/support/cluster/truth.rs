@@ -41,7 +41,9 @@ impl Row {
 
 impl Scenario {
     /// The node rows the agent must produce (every column but the two
-    /// timestamps), sorted by instance. `window_secs` is the agent's WINDOW.
+    /// timestamps), sorted by instance. `window_secs` is the agent's WINDOW. The declared
+    /// figures: under a load schedule, those of a window inside a phase of factor 1
+    /// ([`Scenario::at_level`] gives the others).
     pub fn expected_nodes(&self, window_secs: f64) -> Vec<Row> {
         let mut rows: Vec<Row> = self
             .nodes
@@ -65,16 +67,17 @@ impl Scenario {
                     Meter::Absent => None,
                 };
                 let scaph = node.scaphandre.as_ref();
+                let measured = |value: f64| node.node_exporter.then_some(value);
                 Row {
                     cells: vec![
                         ("instance", Cell::Text(node.name.to_string())),
-                        ("cpu_usage", Cell::Num(Some(cpu))),
-                        ("memory_usage", Cell::Num(Some(memory))),
-                        ("network_usage", Cell::Num(Some(network))),
+                        ("cpu_usage", Cell::Num(measured(cpu))),
+                        ("memory_usage", Cell::Num(measured(memory))),
+                        ("network_usage", Cell::Num(measured(network))),
                         ("wattage", Cell::Num(wattage)),
                         (
                             "num_processes",
-                            Cell::Num(Some(node.pids.unwrap_or(node.procs_running))),
+                            Cell::Num(measured(node.pids.unwrap_or(node.procs_running))),
                         ),
                         (
                             "kepler_wattage",
@@ -89,6 +92,12 @@ impl Scenario {
                         ),
                     ],
                 }
+            })
+            // A node with no figure at all has no row.
+            .filter(|row| {
+                row.cells
+                    .iter()
+                    .any(|(_, c)| matches!(c, Cell::Num(Some(_))))
             })
             .collect();
         rows.sort_by_key(|row| row.text("instance"));
