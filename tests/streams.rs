@@ -101,10 +101,7 @@ fn python_check(table: &str, path: &Path) -> usize {
 
 /// A figure from `/agent/metrics`.
 fn figure(agent: &Agent, name: &str) -> f64 {
-    let text = agent.get("/agent/metrics").expect("agent metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+    agent.figure(name)
 }
 
 fn wait_figure(agent: &Agent, name: &str, want: f64) {
