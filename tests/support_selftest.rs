@@ -349,6 +349,14 @@ fn faults_show_where_and_when_they_are() {
         &["pod=\"db-0\"", "container=\"postgres\""][..],
     );
     assert_eq!(at(&s, t0, t0 + 4_000, pod), Some(BASE + 3.25 * 2.0));
+    // Exactly the same number all through the span, so that rate() is exactly 0.
+    for t in [2_001, 3_333, 4_567, 5_999] {
+        assert_eq!(
+            at(&s, t0, t0 + t, pod),
+            Some(BASE + 3.25 * 2.0),
+            "at +{t} ms"
+        );
+    }
     assert_eq!(at(&s, t0, t0 + 6_000, pod), Some(BASE + 3.25 * 2.0));
     assert_eq!(at(&s, t0, t0 + 8_000, pod), Some(BASE + 3.25 * 4.0));
     assert_eq!(at(&s, t0, t0 + 4_000, cpu), Some(BASE + 0.25 * 4.0));

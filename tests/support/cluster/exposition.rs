@@ -239,7 +239,8 @@ impl Exposition {
     }
 
     /// What a counter grew by from `t0_ms` to `t_ms`, not counting the spans a `zero` fault
-    /// held it flat.
+    /// held it flat: summed over the pieces between those spans, so that it is exactly the
+    /// same number all through a span.
     fn growth(&self, sample: &Sample, t0_ms: i64, t_ms: i64) -> f64 {
         let elapsed = (t_ms - t0_ms) as f64 / 1000.0;
         let integral = |from: i64, to: i64| match &self.load {
@@ -248,17 +249,26 @@ impl Exposition {
         };
         match sample.value {
             Value::Counter(rate) => {
-                let flat: f64 = sample
+                let mut flat: Vec<(i64, i64)> = sample
                     .faults
                     .iter()
                     .map(|&i| &self.faults[usize::from(i)])
                     .filter(|f| f.kind == FaultKind::Zero)
-                    .map(|f| {
-                        let (from, to) = (f.from_ms.max(t0_ms), f.until_ms.min(t_ms));
-                        if to > from { integral(from, to) } else { 0.0 }
-                    })
-                    .sum();
-                rate * (integral(t0_ms, t_ms) - flat)
+                    .map(|f| (f.from_ms.max(t0_ms), f.until_ms.min(t_ms)))
+                    .filter(|(from, until)| from < until)
+                    .collect();
+                flat.sort_unstable();
+                let (mut grown, mut at) = (0.0, t0_ms);
+                for (from, until) in flat {
+                    if from > at {
+                        grown += integral(at, from);
+                    }
+                    at = at.max(until);
+                }
+                if t_ms > at {
+                    grown += integral(at, t_ms);
+                }
+                rate * grown
             }
             Value::Idle { rate, busy } => rate * elapsed + busy * (elapsed - integral(t0_ms, t_ms)),
             Value::Gauge(_) | Value::LoadGauge(_) => 0.0,

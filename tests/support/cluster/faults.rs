@@ -368,12 +368,6 @@ impl Resolved {
 }
 
 impl Scenario {
-    /// The scenario under a load schedule.
-    pub fn with_load(mut self, schedule: super::Schedule) -> Scenario {
-        self.load = Some(schedule);
-        self
-    }
-
     /// The scenario with `fault`: checked against the cluster (the target exists and runs
     /// that source). `absent` and `estimated` change the cluster itself, and so the truth.
     pub fn with_fault(mut self, fault: Fault) -> Result<Scenario, String> {

@@ -202,6 +202,12 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
 }
 
 impl Scenario {
+    /// The scenario under a load schedule.
+    pub fn with_load(mut self, schedule: Schedule) -> Scenario {
+        self.load = Some(schedule);
+        self
+    }
+
     /// The scenario with every load-dependent figure scaled by `factor`: what the exporter
     /// shows during a phase of that factor, and so the truth of a window inside it. A CPU's
     /// idle mode takes up what its busy modes leave.
