@@ -13,14 +13,14 @@
 
 #[path = "../tests/support/backfill.rs"]
 mod backfill;
-#[path = "../tests/support/exporter.rs"]
-mod exporter;
+#[path = "../tests/support/cluster/mod.rs"]
+mod cluster;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use backfill::{Backfill, create_blocks};
-use exporter::{Convention, Exporter, Scenario, now_ms};
+use cluster::{Convention, Exporter, Scenario, now_ms};
 
 const USAGE: &str = "usage: backfill --data DIR --span SECONDS [--interval SECONDS] \
 [--convention a|b] [--serve HOST:PORT]

@@ -2,20 +2,22 @@
 //! tests use, served for a demo or a manual run against a real Prometheus.
 //!
 //! ```text
-//! cargo run --example synthetic_exporter -- --listen 127.0.0.1:9100 --convention a
+//! cargo run --example synthetic_exporter -- --listen 127.0.0.1:9100 --convention a \
+//!     --load-schedule idle=30s,load=30s --fault gap:worker-1:kepler:20s@+60s
 //! ```
 //!
 //! Scrape it with `honor_labels: true` (every series carries its own
 //! `instance`, `job`, ... labels and an explicit timestamp). Runs until killed.
 
-#[path = "../tests/support/exporter.rs"]
-mod exporter;
+#[path = "../tests/support/cluster/mod.rs"]
+mod cluster;
 
-use exporter::{Convention, Exporter, NAMESPACE, Scenario};
+use cluster::{Convention, Exporter, Fault, NAMESPACE, Scenario, Schedule, now_ms, rfc3339};
 
 const USAGE: &str =
     "usage: synthetic_exporter [--listen HOST:PORT] [--convention a|b] [--window SECONDS]
                           [--nodes N --pods M --other-pods K]
+                          [--load-schedule PHASES] [--fault SPEC]...
 
   --listen      address to serve /metrics on (default 127.0.0.1:9100)
   --convention  a = kube-prometheus-stack labels, Kepler <= 0.9 names (default)
@@ -23,13 +25,39 @@ const USAGE: &str =
   --window      the agent's WINDOW in seconds, for the expected tables printed (default 10)
   --nodes       scale mode: emulate N nodes with every exporter (1-65536) instead of the
                 small 3-node cluster; with --pods M pods in the experiment namespace and
-                --other-pods K pods in another namespace (both default 0)";
+                --other-pods K pods in another namespace (both default 0)
+
+  --load-schedule PHASES
+                the load changes phase by phase, repeating, from the exporter's start (a
+                whole second); without it the figures are constant. PHASES is
+                NAME=DURATION[*FACTOR],...: idle (factor 0.25) and load (1, the figures as
+                declared) need no factor, other names do (0 to 1). Each factor scales the
+                busy CPU time, the traffic and the power of every node and pod.
+                e.g. idle=30s,load=30s    'idle=20s,half=10s*0.5,load=20s'
+  --fault SPEC  switch a fault on (repeatable). SPEC is KIND:TARGET[:SOURCE][:FOR][@AT]:
+                TARGET a node, a pod or * (every node); SOURCE node-exporter, ipmi, kepler,
+                scaphandre, cadvisor or kube-state-metrics (none: all of the target's);
+                AT +DURATION after the exporter's start, or Unix seconds.
+                  gap:worker-1:kepler:20s@+60s    series missing for 20 s
+                  stop:worker-2:scaphandre@+90s   series gone from then on
+                  reset:worker-1:kepler@+45s      counters restart from 0
+                  jump:worker-1@+30s              Kepler package counter +1e15 J for one
+                                                  sample (FOR: how long, default 1s)
+                  zero:db-0:30s@+20s              Kepler power exactly 0 W while the load
+                                                  goes on (no AT: from the start; no FOR:
+                                                  for ever)
+                  absent:worker-3:node-exporter   an exporter not installed on that node
+                  estimated:worker-3              Kepler reports its estimator as power
+                                                  source (kepler_node_info; convention a)";
 
 fn main() {
     let mut listen = "127.0.0.1:9100".to_string();
     let mut convention = Convention::A;
     let mut window_secs = 10.0;
     let (mut nodes, mut pods, mut other_pods) = (None, None, None);
+    let (mut schedule, mut faults) = (None, Vec::new());
+    // The schedule's and the faults' clock: the start, on a whole second.
+    let origin = now_ms() / 1000 * 1000;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
@@ -57,6 +85,20 @@ fn main() {
             "--nodes" => nodes = Some(count("--nodes", &value("--nodes"))),
             "--pods" => pods = Some(count("--pods", &value("--pods"))),
             "--other-pods" => other_pods = Some(count("--other-pods", &value("--other-pods"))),
+            "--load-schedule" => {
+                let text = value("--load-schedule");
+                schedule = Some(Schedule::parse(&text, origin).unwrap_or_else(|e| {
+                    eprintln!("--load-schedule: {e}\n{USAGE}");
+                    std::process::exit(2)
+                }));
+            }
+            "--fault" => {
+                let text = value("--fault");
+                faults.push(Fault::parse(&text, origin).unwrap_or_else(|e| {
+                    eprintln!("--fault: {e}\n{USAGE}");
+                    std::process::exit(2)
+                }));
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return;
@@ -85,7 +127,27 @@ fn main() {
         }
         None => Scenario::new(convention),
     };
-    let exporter = Exporter::start(&listen, scenario.clone()).unwrap_or_else(|e| {
+    let mut scenario = match schedule {
+        Some(schedule) => scenario.with_load(schedule),
+        None => scenario,
+    };
+    let mut fault_lines = Vec::new();
+    for fault in faults {
+        fault_lines.push(format!("fault: {}", fault.describe()));
+        let touched: Vec<String> = scenario
+            .touched(&fault)
+            .iter()
+            .map(|t| format!("{}:{}.{}", t.table, t.row, t.column))
+            .collect();
+        if !touched.is_empty() {
+            fault_lines.push(format!("  touches {}", touched.join(" ")));
+        }
+        scenario = scenario.with_fault(fault).unwrap_or_else(|e| {
+            eprintln!("--fault: {e}");
+            std::process::exit(2)
+        });
+    }
+    let exporter = Exporter::start_at(&listen, scenario.clone(), origin).unwrap_or_else(|e| {
         eprintln!("cannot serve on {listen}: {e}");
         std::process::exit(1)
     });
@@ -99,6 +161,10 @@ fn main() {
         print_summary(&scenario, window_secs);
     } else {
         print_listing(&scenario, window_secs);
+    }
+    print_schedule(&scenario, window_secs);
+    for line in &fault_lines {
+        println!("{line}");
     }
     println!("Prometheus scrape job: honor_labels: true, scrape_interval: 1s");
 
@@ -118,11 +184,47 @@ fn print_listing(scenario: &Scenario, window_secs: f64) {
     for pod in &scenario.pods {
         println!("  {}/{} on {}", pod.namespace, pod.name, pod.node);
     }
+    if scenario.load.is_some() {
+        // The truth changes with the phase: printed per phase with the schedule.
+        return;
+    }
     println!(
         "expected agent tables (NAMESPACE={NAMESPACE}, WINDOW={window_secs}s, once Prometheus \
          has scraped for a full window; timestamps left out):"
     );
     println!("{nodes}\n{pods}");
+}
+
+/// The load schedule's next phases, in UTC like the agent's timestamps, and the truth of
+/// each phase level.
+fn print_schedule(scenario: &Scenario, window_secs: f64) {
+    if let Some(schedule) = &scenario.load {
+        println!("load schedule: {}", schedule.describe());
+        let now = now_ms();
+        for span in schedule.spans(now, now + 2 * schedule.period_ms()) {
+            println!(
+                "  {:<8} {} to {}",
+                span.phase.name,
+                rfc3339(span.from_ms),
+                rfc3339(span.until_ms)
+            );
+        }
+        let mut shown = Vec::new();
+        for phase in &schedule.phases {
+            if shown.contains(&phase.factor) || scenario.nodes.len() > 3 {
+                continue;
+            }
+            shown.push(phase.factor);
+            let (nodes, pods) = scenario
+                .at_level(phase.factor)
+                .truth_csv(window_secs, NAMESPACE);
+            println!(
+                "expected agent tables during {} (factor {}) for a WINDOW inside the phase:",
+                phase.name, phase.factor
+            );
+            println!("{nodes}\n{pods}");
+        }
+    }
 }
 
 /// A scaled cluster is too large to list: its size and the rows per cycle.

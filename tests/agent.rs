@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use support::exporter::Convention;
-use support::exporter::NAMESPACE;
+use support::cluster::Convention;
+use support::cluster::NAMESPACE;
 use support::prometheus::{Agent, AgentConfig, TempDir, wait_for};
 use support::stack::Stack;
 use support::table::{Table, parse_rfc3339_ms};
@@ -512,7 +512,7 @@ fn polling_starts_no_thread_per_query() {
         .expect("cannot run strace (scripts/setup installs it)");
     std::thread::sleep(Duration::from_secs(4));
     // A stream now starts a thread of its own: proof that strace sees thread starts.
-    let polled_until = support::exporter::now_ms() as f64 / 1000.0;
+    let polled_until = support::cluster::now_ms() as f64 / 1000.0;
     let _ = Command::new("curl")
         .args(["-sN", "--max-time", "0.5", "-o", "/dev/null"])
         .arg(format!("{}/metrics", agent.url()))

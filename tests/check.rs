@@ -1,5 +1,5 @@
 //! `prometheus-agent check` (README, "Troubleshooting") against real Prometheus servers: unreachable, empty
-//! (no exporter at all), scraping the synthetic cluster of tests/support/exporter.rs under
+//! (no exporter at all), scraping the synthetic cluster of tests/support/cluster/ under
 //! both label conventions, and scraping a bare exporter whose series need hints (an address
 //! that no mapping series names, Scaphandre without `--containers`).
 //!
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::exporter::{
+use support::cluster::{
     Cell, Convention, Exporter, NAMESPACE, NODE_COLUMNS, POD_COLUMNS, Row, Scenario,
 };
 use support::prometheus::{Prometheus, free_port, wait_for};

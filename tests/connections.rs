@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::exporter::{Convention, NAMESPACE, now_ms};
+use support::cluster::{Convention, NAMESPACE, now_ms};
 use support::prometheus::{Agent, AgentConfig, TempDir, free_port, wait_for};
 use support::stack::Stack;
 use support::table::{Table, parse_rfc3339_ms};

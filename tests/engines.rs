@@ -12,10 +12,8 @@ mod support;
 
 use std::time::Duration;
 
+use support::cluster::{Convention, Meter, NAMESPACE, NODE_COLUMNS, POD_COLUMNS, Scenario, now_ms};
 use support::engine::{Engine, NOCACHE, Server, WithParams, time_param};
-use support::exporter::{
-    Convention, Meter, NAMESPACE, NODE_COLUMNS, POD_COLUMNS, Scenario, now_ms,
-};
 use support::prometheus::wait_for;
 use support::promql::{NODE_QUERIES, POD_QUERIES, Rows, tables_with};
 use support::stack::Stack;

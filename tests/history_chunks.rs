@@ -11,8 +11,8 @@ mod support;
 use std::time::Duration;
 
 use support::backfilled::Backfilled;
+use support::cluster::{Convention, NAMESPACE, NODE_COLUMNS, POD_COLUMNS, Row, now_ms};
 use support::engine::{Engine, time_param};
-use support::exporter::{Convention, NAMESPACE, NODE_COLUMNS, POD_COLUMNS, Row, now_ms};
 use support::prometheus::{Agent, curl_status};
 use support::table::{Table, compare, parse_rfc3339_ms};
 

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::exporter::NAMESPACE;
+use support::cluster::NAMESPACE;
 use support::prometheus::{Agent, AgentConfig, wait_for};
 use support::standin::{Answer, StandIn};
 
@@ -23,9 +23,13 @@ fn agent_against(standin: &StandIn, env: &[(&str, &str)]) -> Agent {
     )
 }
 
+/// Patience for cycles against huge answers: a debug build parses each 6 MB answer up to the
+/// series limit, thirteen of them a cycle, which takes minutes on a busy 2-core machine.
+const HUGE_CYCLES: Duration = Duration::from_secs(240);
+
 /// The `/readyz` body once the first cycle has failed.
 fn not_ready_reason(agent: &Agent) -> String {
-    wait_for(Duration::from_secs(30), || {
+    wait_for(HUGE_CYCLES, || {
         let answer = std::process::Command::new("curl")
             .args(["-s", &format!("{}/readyz", agent.url())])
             .output()
@@ -83,8 +87,10 @@ fn too_many_bytes_is_the_columns_error() {
 }
 
 /// 400,000 series per answer (about 46 MB of JSON) with the default limits: every column
-/// fails at the series limit, the agent keeps answering and stays far below the pod's
-/// 64 MiB memory limit.
+/// fails at the series limit, the agent keeps answering and stays small: its peak resident
+/// memory was measured at 26.4 to 26.6 MiB (this debug build, three runs, idle machine and
+/// busy alike); the bound is 1.5 times that, well below the pod's 64 MiB limit, and an agent
+/// that held one answer whole would cross it.
 #[test]
 fn a_huge_answer_leaves_the_agent_up_and_small() {
     let standin = StandIn::start("127.0.0.1:0", Answer::default()).expect("stand-in");
@@ -93,12 +99,12 @@ fn a_huge_answer_leaves_the_agent_up_and_small() {
     assert!(reason.contains("more than 50000 series"), "{reason}");
     // A few more cycles against the huge answers.
     let asked = standin.queries();
-    wait_for(Duration::from_secs(60), || {
+    wait_for(HUGE_CYCLES, || {
         (standin.queries() >= asked + 26).then_some(())
     })
     .unwrap_or_else(|| panic!("no further cycles:\n{}", agent.log()));
     assert_eq!(agent.get("/livez").expect("livez").trim(), "ok");
     let peak = peak_rss_kib(&agent);
-    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
+    assert!(peak < 40 * 1024, "peak RSS {peak} KiB");
     eprintln!("peak RSS against 400,000-series answers: {peak} KiB");
 }

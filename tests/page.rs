@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::browser::{Browser, base64_decode};
-use support::exporter::Convention;
+use support::cluster::Convention;
 use support::forward::Forward;
 use support::prometheus::{Agent, free_port, wait_for};
 use support::stack::Stack;

@@ -13,6 +13,7 @@ use prometheus_agent::prometheus::{Labels, Limits, QueryError, read_answer};
 use prometheus_agent::tables::queries::{Queries, parse_overrides};
 use prometheus_agent::time::Grid;
 
+/// What the parameter parsers know: a buffer of 100 rows, a 15 s live grid, the clock.
 fn context(now: i64) -> Context {
     Context {
         buffer_size: 100,
@@ -159,16 +160,6 @@ proptest! {
         }
     }
 
-    #[test]
-    fn query_parameters_never_panic(query in "[a-z=&%0-9A-Z:.+-]{0,60}") {
-        let now = 1_769_860_805_000;
-        let _ = params::stream(&query, context(now));
-        let _ = params::energy(&query, context(now));
-        if let Ok(TableRequest::History(span)) = params::table(&query, context(now)).map(|a| a.what) {
-            prop_assert!(span.start <= span.end && span.step >= 1000);
-            prop_assert!(span.steps() <= MAX_HISTORY_STEPS);
-        }
-    }
 
     #[test]
     fn history_spans_are_bounded(start in 0i64..1_900_000_000, len in 0i64..10_000_000, step in 1i64..86_400) {
@@ -210,6 +201,178 @@ proptest! {
     }
 }
 
+/// The agent's clock in the query-parameter cases.
+const NOW_MS: i64 = 1_769_860_805_000;
+
+/// A time as clients write them: Unix seconds (whole or not) or RFC 3339, mostly within a
+/// day before [`NOW_MS`], sometimes ahead of it or far off.
+fn time_value() -> impl Strategy<Value = String> {
+    let offset = prop_oneof![
+        8 => -86_400_000i64..0,
+        1 => 0i64..120_000,
+        1 => -4_000_000_000_000i64..4_000_000_000_000,
+    ];
+    (offset, 0..3u8).prop_map(|(offset, form)| {
+        let t = NOW_MS + offset;
+        match form {
+            0 => (t / 1000).to_string(),
+            1 => format!("{}.{:03}", t.div_euclid(1000), t.rem_euclid(1000)),
+            _ => rfc3339(t),
+        }
+    })
+}
+
+/// `2026-01-31T12:00:05.123Z` (or a negative year, which must be refused).
+fn rfc3339(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
+    )
+}
+
+/// A `step` value: humantime or seconds, in range or not.
+fn step_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "1s", "15s", "1m", "30", "0.5", "1.5", "2h", "25h", "0", "-1"
+        ])
+        .prop_map(str::to_string),
+        (1u32..100_000).prop_map(|s| s.to_string()),
+    ]
+}
+
+/// A history request as a client would write it: `start` within the last day, often `end`
+/// (usually after it) and `step`, in any order.
+fn history_query() -> impl Strategy<Value = String> {
+    (
+        -86_400_000i64..0,
+        prop::option::of(-60_000i64..7_200_000),
+        prop::option::of(step_value()),
+        any::<bool>(),
+    )
+        .prop_map(|(start, end, step, reversed)| {
+            let start = NOW_MS + start;
+            let mut pairs = vec![format!("start={}", rfc3339(start))];
+            if let Some(length) = end {
+                pairs.push(format!("end={}", (start + length) / 1000));
+            }
+            if let Some(step) = step {
+                pairs.push(format!("step={step}"));
+            }
+            if reversed {
+                pairs.reverse();
+            }
+            pairs.join("&")
+        })
+}
+
+/// A query string of the table, stream and energy paths: their parameters with values that
+/// parse and values that do not, sometimes repeated or unknown, now and then raw noise.
+fn query_string() -> impl Strategy<Value = String> {
+    let step = step_value();
+    let size = prop_oneof![
+        (0u32..150).prop_map(|n| n.to_string()),
+        Just("-1".to_string())
+    ];
+    let noise = "[a-z0-9%:.+-]{0,12}";
+    let pair = prop_oneof![
+        4 => time_value().prop_map(|v| format!("start={v}")),
+        3 => time_value().prop_map(|v| format!("end={v}")),
+        3 => step.prop_map(|v| format!("step={v}")),
+        1 => size.prop_map(|v| format!("size={v}")),
+        1 => time_value().prop_map(|v| format!("since={v}")),
+        1 => ("[a-z]{1,6}", noise).prop_map(|(name, v)| format!("{name}={v}")),
+        1 => noise.prop_map(|v| format!("start={v}")),
+    ];
+    prop_oneof![
+        4 => history_query(),
+        5 => prop::collection::vec(pair, 0..5).prop_map(|pairs| pairs.join("&")),
+        1 => "[a-z=&%0-9A-Z:.+-]{0,60}".prop_map(|s| s),
+    ]
+}
+
+/// How the generated query strings fared.
+#[derive(Debug, Default)]
+struct Outcomes {
+    history: usize,
+    buffer: usize,
+    refused: usize,
+}
+
+/// Every path's parser on arbitrary query strings: a value or a 400, never a panic; what a
+/// history request is granted stays within its bounds. Counts the outcomes, so that the
+/// history assertions are seen to run.
+#[test]
+fn query_parameters_never_panic() {
+    use proptest::test_runner::{Config, TestRunner};
+    use std::cell::RefCell;
+    const CASES: u32 = 2_000;
+    let outcomes = RefCell::new(Outcomes::default());
+    let mut runner = TestRunner::new(Config {
+        cases: CASES,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&query_string(), |query| {
+        let _ = params::stream(&query, context(NOW_MS));
+        let _ = params::energy(&query, context(NOW_MS));
+        let _ = params::quality(&query, context(NOW_MS));
+        let mut outcomes = outcomes.borrow_mut();
+        match params::table(&query, context(NOW_MS)).map(|a| a.what) {
+            Ok(TableRequest::History(span)) => {
+                outcomes.history += 1;
+                // A start moved onto the grid past end leaves no step, not a mistake.
+                prop_assert!(
+                    span.start <= span.end || span.steps() == 0,
+                    "{query}: {span:?}"
+                );
+                prop_assert!(
+                    (1000..=86_400_000).contains(&span.step),
+                    "{query}: {span:?}"
+                );
+                // An end ahead of the agent's clock is the agent's now.
+                prop_assert!(span.end <= NOW_MS, "{query}: {span:?}");
+                prop_assert!(span.steps() <= MAX_HISTORY_STEPS, "{query}: {span:?}");
+                prop_assert!(query.contains("start="), "{query}");
+            }
+            Ok(TableRequest::Buffer(filter)) => {
+                outcomes.buffer += 1;
+                prop_assert!(filter.size.is_none_or(|n| n <= 100), "{query}: {filter:?}");
+                prop_assert!(!query.contains("start="), "{query}");
+            }
+            Ok(other) => prop_assert!(false, "{query}: {other:?}"),
+            Err(_) => outcomes.refused += 1,
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let outcomes = outcomes.into_inner();
+    eprintln!("{CASES} query strings: {outcomes:?}");
+    // Each kind of outcome is common enough for its assertions to be exercised.
+    let least = CASES as usize / 10;
+    assert!(
+        outcomes.history >= least && outcomes.buffer >= least && outcomes.refused >= least,
+        "{outcomes:?}"
+    );
+}
+
 /// Reading an answer keeps one series at a time: its allocation does not grow with the
 /// number of series (the JSON of 100,000 series here is about 22 MB).
 #[test]
@@ -244,8 +407,10 @@ fn reading_an_answer_allocates_the_same_for_20000_or_100000_series() {
         "peak {large_peak} bytes for 100,000 series against {small_peak} for 20,000 ({} bytes of JSON)",
         large.len()
     );
-    assert!(large_peak < 256 * 1024, "peak {large_peak} bytes");
-    // A small answer is read whole into one 64 KiB buffer, then parsed.
+    // Measured: 82,189 bytes (the 64 KiB read buffer and one series); 1.5 times that.
+    assert!(large_peak < 120 * 1024, "peak {large_peak} bytes");
+    // A small answer is read whole into one 64 KiB buffer, then parsed. Measured: 65,653
+    // bytes; 1.5 times that.
     let (result, _, peak) = measure(&answer(100));
     assert_eq!(result, Ok(100));
     assert!(peak < 96 * 1024, "peak {peak} bytes for 100 series");

@@ -11,9 +11,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use support::cluster::{Cell, Convention, Exporter, NAMESPACE, Scenario, now_ms};
 use support::energy::expected_pod_energy;
 use support::engine::Engine;
-use support::exporter::{Cell, Convention, Exporter, NAMESPACE, Scenario, now_ms};
 use support::prometheus::{Agent, AgentConfig, TempDir, curl_status, free_port, wait_for};
 use support::stack::Stack;
 use support::table::{Table, parse_rfc3339_ms};
@@ -165,7 +165,7 @@ fn seconds(ms: i64) -> String {
     format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
-fn check_truth(table: &Table, truth: &[support::exporter::Row]) {
+fn check_truth(table: &Table, truth: &[support::cluster::Row]) {
     let name = table.column("name").expect("name");
     for want in truth {
         let row = table

@@ -1,5 +1,5 @@
 //! End-to-end tests with real parts: a real Prometheus or VictoriaMetrics scrapes
-//! the synthetic exporter (tests/support/exporter.rs), the agent binary polls
+//! the synthetic exporter (tests/support/cluster/), the agent binary polls
 //! it, and its CSV tables, fetched with the real `curl`, must equal the
 //! scenario's truth column by column, under both label conventions
 //! (docs/design.md, "Identity").
@@ -11,11 +11,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::engine::Engine;
-use support::exporter::Row;
-use support::exporter::{
+use support::cluster::Row;
+use support::cluster::{
     Convention, NAMESPACE, NODE_COLUMNS, OTHER_NAMESPACE, POD_COLUMNS, Scenario, now_ms,
 };
+use support::engine::Engine;
 use support::prometheus::{Agent, wait_for};
 use support::promql::spec_tables;
 use support::stack::Stack;

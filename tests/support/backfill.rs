@@ -3,7 +3,7 @@
 //! imported into a real VictoriaMetrics (`/api/v1/import/prometheus`). An exporter started
 //! with the same `t0` (`Exporter::start_at`) continues the same series.
 //!
-//! Depends on `exporter.rs` only, so that `examples/backfill.rs` (used by
+//! Depends on `cluster/` only, so that `examples/backfill.rs` (used by
 //! `bench/history-export.sh`) can include it too.
 
 // Shared by the integration tests and the `backfill` example, each using a part of it.
@@ -15,7 +15,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::exporter::Scenario;
+use super::cluster::Scenario;
 
 /// Where Debian's `prometheus` package puts promtool; `PROMTOOL_BIN` overrides it.
 const DEFAULT_PROMTOOL: &str = "/usr/bin/promtool";

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::backfill::{Backfill, create_blocks, import_into_victoria};
+use super::cluster::{Convention, Exporter, Scenario, now_ms};
 use super::engine::{Engine, NOCACHE, Server};
-use super::exporter::{Convention, Exporter, Scenario, now_ms};
 use super::prometheus::{Prometheus, TempDir, wait_for};
 use super::stack::Stack;
 

@@ -1,7 +1,7 @@
 //! The energy tables the scenario implies: its constant rates and powers times the seconds of
 //! a window.
 
-use super::exporter::{Cell, Row, Scenario};
+use super::cluster::{Cell, Row, Scenario};
 
 /// Energy column ← (live column it comes from). Live figures are per second (rates, watts);
 /// energy is that times the window's seconds.

@@ -10,9 +10,9 @@
 pub mod backfill;
 pub mod backfilled;
 pub mod browser;
+pub mod cluster;
 pub mod energy;
 pub mod engine;
-pub mod exporter;
 pub mod forward;
 pub mod prometheus;
 pub mod promql;

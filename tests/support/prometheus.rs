@@ -12,6 +12,22 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Where Debian's `prometheus` package puts the server; `PROMETHEUS_BIN` overrides it.
 const DEFAULT_PROMETHEUS: &str = "/usr/bin/prometheus";
 
+/// How often a server is started again on another port when it lost its port (see
+/// [`lost_port`]).
+pub const PORT_ATTEMPTS: usize = 3;
+
+/// Whether the log of a server that exited at start says its port was taken. [`free_port`]
+/// gives a port that was free when it looked; until the server binds it, the kernel may hand
+/// it to another process as the local port of an outgoing connection (curl, a scrape), which
+/// happens on a busy machine.
+pub fn lost_port(log: &Path) -> bool {
+    fs::read_to_string(log).is_ok_and(|text| said_port_taken(&text))
+}
+
+fn said_port_taken(log: &str) -> bool {
+    log.to_lowercase().contains("address already in use")
+}
+
 /// A free TCP port on 127.0.0.1 (bound once, then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -167,41 +183,56 @@ impl Prometheus {
         let config_path = dir.path().join("prometheus.yml");
         fs::write(&config_path, config).expect("cannot write prometheus.yml");
         let log = dir.path().join("prometheus.log");
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
         let data = data.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
-        let child = Command::new(&binary)
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", data.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!("--storage.tsdb.retention.time={retention}"))
-            .arg("--log.level=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).expect("cannot create prometheus.log"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let mut prometheus = Prometheus {
-            child,
-            url,
-            log,
-            _dir: dir,
-        };
-        let ready = wait_for(Duration::from_secs(30), || {
-            if let Ok(Some(status)) = prometheus.child.try_wait() {
-                panic!(
-                    "prometheus exited at start ({status}):\n{}",
-                    log_tail(&prometheus.log, 30)
-                );
+        for attempt in 1..=PORT_ATTEMPTS {
+            let port = free_port();
+            let child = Command::new(&binary)
+                .arg(format!("--config.file={}", config_path.display()))
+                .arg(format!("--storage.tsdb.path={}", data.display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg(format!("--storage.tsdb.retention.time={retention}"))
+                .arg("--log.level=warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(fs::File::create(&log).expect("cannot create prometheus.log"))
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            let mut child = Some(child);
+            let url = format!("http://127.0.0.1:{port}");
+            let ready = wait_for(Duration::from_secs(30), || {
+                if let Some(Ok(Some(status))) = child.as_mut().map(Child::try_wait) {
+                    return Some(Err(status));
+                }
+                curl(&format!("{url}/-/ready")).ok().map(Ok)
+            });
+            match ready {
+                Some(Ok(_)) => {
+                    return Prometheus {
+                        child: child.take().expect("running"),
+                        url,
+                        log,
+                        _dir: dir,
+                    };
+                }
+                Some(Err(_)) if attempt < PORT_ATTEMPTS && lost_port(&log) => continue,
+                Some(Err(status)) => {
+                    panic!(
+                        "prometheus exited at start ({status}):\n{}",
+                        log_tail(&log, 30)
+                    )
+                }
+                None => {
+                    if let Some(mut child) = child {
+                        kill(&mut child);
+                    }
+                    panic!(
+                        "prometheus was not ready within 30 s:\n{}",
+                        log_tail(&log, 30)
+                    );
+                }
             }
-            curl(&format!("{}/-/ready", prometheus.url)).ok()
-        });
-        if ready.is_none() {
-            let log = log_tail(&prometheus.log, 30);
-            kill(&mut prometheus.child);
-            panic!("prometheus was not ready within 30 s:\n{log}");
         }
-        prometheus
+        unreachable!("every attempt returns or panics")
     }
 
     pub fn url(&self) -> &str {
@@ -291,11 +322,28 @@ impl Agent {
 
     /// Starts the agent with further environment variables (`QUERIES_FILE`, `BUFFER_SIZE`, …).
     pub fn start_with(config: &AgentConfig, extra_env: &[(&str, &str)]) -> Agent {
+        for _ in 1..PORT_ATTEMPTS {
+            match Agent::try_start_on(config, extra_env, free_port()) {
+                Ok(agent) => return agent,
+                Err(log) if said_port_taken(&log) => continue,
+                Err(log) => panic!("the agent exited at start:\n{log}"),
+            }
+        }
         Agent::start_on(config, extra_env, free_port())
     }
 
     /// Starts the agent on a given loopback port (e.g. the port of an agent just stopped).
     pub fn start_on(config: &AgentConfig, extra_env: &[(&str, &str)], port: u16) -> Agent {
+        Agent::try_start_on(config, extra_env, port)
+            .unwrap_or_else(|log| panic!("the agent exited at start:\n{log}"))
+    }
+
+    /// The agent once it serves `/livez`; the end of its log if it exited at start.
+    fn try_start_on(
+        config: &AgentConfig,
+        extra_env: &[(&str, &str)],
+        port: u16,
+    ) -> Result<Agent, String> {
         let dir = TempDir::new("agent");
         let log = dir.path().join("agent.log");
         let url = format!("http://127.0.0.1:{port}");
@@ -326,23 +374,32 @@ impl Agent {
             _dir: dir,
         };
         let live = wait_for(Duration::from_secs(20), || {
-            if let Ok(Some(status)) = agent.child.try_wait() {
-                panic!("the agent exited at start ({status}):\n{}", agent.log());
+            if let Ok(Some(_)) = agent.child.try_wait() {
+                return Some(false);
             }
-            agent.get("/livez").ok()
+            agent.get("/livez").ok().map(|_| true)
         });
-        if live.is_none() {
-            panic!(
+        match live {
+            Some(true) => Ok(agent),
+            Some(false) => Err(agent.log()),
+            None => panic!(
                 "the agent did not serve /livez within 20 s:\n{}",
                 agent.log()
-            );
+            ),
         }
-        agent
     }
 
     /// `curl -sS -f` of a path of the agent.
     pub fn get(&self, path: &str) -> Result<String, String> {
         curl(&format!("{}{path}", self.url))
+    }
+
+    /// A figure of `/agent/metrics` (a sample without labels).
+    pub fn figure(&self, name: &str) -> f64 {
+        let text = self.get("/agent/metrics").expect("agent metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
     }
 
     /// The end of the agent's log (its stderr).

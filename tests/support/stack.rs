@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::cluster::{Convention, Exporter, NAMESPACE, Scenario, now_ms};
 use super::engine::{Engine, NOCACHE, Server};
-use super::exporter::{Convention, Exporter, NAMESPACE, Scenario, now_ms};
 use super::prometheus::{Agent, AgentConfig, wait_for};
 use super::table::window_fully_covered;
 

@@ -1,6 +1,6 @@
 //! Reading the agent's CSV tables and comparing them with the truth.
 
-use super::exporter::{Cell, Row};
+use super::cluster::{Cell, Row};
 
 /// Relative tolerance of numeric comparisons.
 pub const TOLERANCE: f64 = 1e-6;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::prometheus::{TempDir, curl, free_port, log_tail, wait_for};
+use super::prometheus::{PORT_ATTEMPTS, TempDir, curl, free_port, log_tail, lost_port, wait_for};
 
 /// Where Debian's `victoria-metrics` package puts the server; `VICTORIA_METRICS_BIN` overrides it.
 const DEFAULT_VICTORIA_METRICS: &str = "/usr/bin/victoria-metrics";
@@ -65,47 +65,61 @@ impl VictoriaMetrics {
         let config_path = dir.path().join("scrape.yml");
         fs::write(&config_path, config).expect("cannot write scrape.yml");
         let log = dir.path().join("victoria-metrics.log");
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        let child = Command::new(&binary)
-            .arg(format!(
-                "-storageDataPath={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg(format!("-promscrape.config={}", config_path.display()))
-            // The shortest retention it accepts.
-            .arg("-retentionPeriod=1d")
-            // A good neighbour on a shared machine: caches stay small.
-            .arg("-memory.allowedBytes=256MiB")
-            .arg("-loggerLevel=WARN")
-            .args(flags)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).expect("cannot create victoria-metrics.log"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let mut server = VictoriaMetrics {
-            child,
-            url,
-            log,
-            _dir: dir,
-        };
-        let ready = wait_for(Duration::from_secs(30), || {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
+        for attempt in 1..=PORT_ATTEMPTS {
+            let port = free_port();
+            let child = Command::new(&binary)
+                .arg(format!(
+                    "-storageDataPath={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+                .arg(format!("-promscrape.config={}", config_path.display()))
+                // The shortest retention it accepts.
+                .arg("-retentionPeriod=1d")
+                // A good neighbour on a shared machine: caches stay small.
+                .arg("-memory.allowedBytes=256MiB")
+                .arg("-loggerLevel=WARN")
+                .args(flags)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(fs::File::create(&log).expect("cannot create victoria-metrics.log"))
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            let mut child = Some(child);
+            let url = format!("http://127.0.0.1:{port}");
+            let ready = wait_for(Duration::from_secs(30), || {
+                if let Some(Ok(Some(status))) = child.as_mut().map(Child::try_wait) {
+                    return Some(Err(status));
+                }
+                curl(&format!("{url}/health")).ok().map(Ok)
+            });
+            match ready {
+                Some(Ok(_)) => {
+                    return VictoriaMetrics {
+                        child: child.take().expect("running"),
+                        url,
+                        log,
+                        _dir: dir,
+                    };
+                }
+                Some(Err(_)) if attempt < PORT_ATTEMPTS && lost_port(&log) => continue,
+                Some(Err(status)) => panic!(
                     "victoria-metrics exited at start ({status}):\n{}",
-                    log_tail(&server.log, 30)
-                );
+                    log_tail(&log, 30)
+                ),
+                None => {
+                    if let Some(mut child) = child {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                    panic!(
+                        "victoria-metrics was not ready within 30 s:\n{}",
+                        log_tail(&log, 30)
+                    );
+                }
             }
-            curl(&format!("{}/health", server.url)).ok()
-        });
-        if ready.is_none() {
-            let log = log_tail(&server.log, 30);
-            server.stop();
-            panic!("victoria-metrics was not ready within 30 s:\n{log}");
         }
-        server
+        unreachable!("every attempt returns or panics")
     }
 
     pub fn url(&self) -> &str {

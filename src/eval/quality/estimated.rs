@@ -40,6 +40,8 @@ enum Meaning {
     PodOfKepler,
     /// The node has an IPMI/DCMI meter: its `wattage` does not come from Kepler.
     Ipmi,
+    /// The node has Kepler's platform counter: its `wattage` may come from it.
+    Platform,
 }
 
 const PROBES: &[Probe] = &[
@@ -91,6 +93,11 @@ const PROBES: &[Probe] = &[
     Probe {
         selector: "ipmi_dcmi_power_consumption_watts",
         meaning: Meaning::Ipmi,
+        detail: "",
+    },
+    Probe {
+        selector: "kepler_node_platform_joules_total",
+        meaning: Meaning::Platform,
         detail: "",
     },
 ];
@@ -162,6 +169,7 @@ fn findings(seen: &[Seen], window: Window) -> Vec<Finding> {
             .collect()
     };
     let ipmi = nodes_with(Meaning::Ipmi);
+    let platform = nodes_with(Meaning::Platform);
     let components = nodes_with(Meaning::KeplerComponents);
     let finding = |table, instance: &str, name: &str, column, detail: &str| Finding {
         table,
@@ -184,13 +192,18 @@ fn findings(seen: &[Seen], window: Window) -> Vec<Finding> {
                 node::KEPLER_WATTAGE,
                 probe.detail,
             )),
-            Meaning::KeplerPlatform if !ipmi.contains(s.node.as_str()) => out.push(finding(
-                TableKind::Nodes,
-                &s.node,
-                "",
-                node::WATTAGE,
-                probe.detail,
-            )),
+            // Only where `wattage` comes from Kepler's platform counter.
+            Meaning::KeplerPlatform
+                if platform.contains(s.node.as_str()) && !ipmi.contains(s.node.as_str()) =>
+            {
+                out.push(finding(
+                    TableKind::Nodes,
+                    &s.node,
+                    "",
+                    node::WATTAGE,
+                    probe.detail,
+                ));
+            }
             Meaning::KeplerPod => out.push(finding(
                 TableKind::Pods,
                 &s.node,
