@@ -81,7 +81,7 @@ impl Audit<'_> {
                                 sources
                                     .iter()
                                     .filter(of_row)
-                                    .filter(|f| f.overlaps(at - row_window + 1, *at))
+                                    .filter(|f| f.concerns(*at, row_window))
                                     .cloned(),
                             );
                             found

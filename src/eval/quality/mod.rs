@@ -58,6 +58,12 @@ impl Problem {
         Problem::Duplicate,
     ];
 
+    /// Whether a finding's span is the time of the rows it affects (`partial`: the rows that
+    /// read low), rather than the time of the samples (`gap`: rows whose `WINDOW` holds it).
+    pub fn spans_rows(self) -> bool {
+        !matches!(self, Problem::Gap | Problem::Reset | Problem::Estimated)
+    }
+
     /// The code in `/quality`, `problems` columns and `/agent/metrics`.
     pub fn code(self) -> &'static str {
         match self {
@@ -107,6 +113,15 @@ impl Finding {
     /// Whether the finding touches the span from `from` to `to`.
     pub fn overlaps(&self, from: Millis, to: Millis) -> bool {
         self.from <= to && self.to >= from
+    }
+
+    /// Whether it concerns a row evaluated at `at` over the `window` before it.
+    pub fn concerns(&self, at: Millis, window: Millis) -> bool {
+        if self.problem.spans_rows() {
+            self.overlaps(at, at)
+        } else {
+            self.overlaps(at - window + 1, at)
+        }
     }
 }
 
