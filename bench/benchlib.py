@@ -21,6 +21,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICK = os.sysconf("SC_CLK_TCK")
 PROMETHEUS = os.environ.get("PROMETHEUS_BIN", "/usr/bin/prometheus")
+VICTORIA_METRICS = os.environ.get("VICTORIA_METRICS_BIN", "/usr/bin/victoria-metrics")
 NAMESPACE = "energy-lab"  # the synthetic exporter's experiment namespace
 
 _children = []
@@ -195,6 +196,39 @@ def start_prometheus(targets, scrape_interval="1s"):
     url = f"http://127.0.0.1:{port}"
     wait_until("Prometheus", 60, lambda: http_get(url + "/-/ready")[0] == 200, process)
     return process, url
+
+
+def start_victoria_metrics(targets, scrape_interval="1s"):
+    """A single-node VictoriaMetrics scraping `targets` as `start_prometheus` does."""
+    if not os.access(VICTORIA_METRICS, os.X_OK):
+        die(f"no VictoriaMetrics at {VICTORIA_METRICS}: run scripts/setup")
+    port = free_port()
+    config = os.path.join(workdir(), "victoria-metrics.yml")
+    hosts = ", ".join(f"'{t.split('//')[1]}'" for t in targets)
+    with open(config, "w") as f:
+        f.write(f"global:\n  scrape_interval: {scrape_interval}\n  scrape_timeout: {scrape_interval}\n"
+                f"scrape_configs:\n  - job_name: synthetic\n    honor_labels: true\n"
+                f"    static_configs:\n      - targets: [{hosts}]\n")
+    process = start("victoria-metrics", [VICTORIA_METRICS,
+                                         f"-storageDataPath={os.path.join(workdir(), 'vm-data')}",
+                                         f"-httpListenAddr=127.0.0.1:{port}",
+                                         f"-promscrape.config={config}",
+                                         "-retentionPeriod=1d", "-loggerLevel=WARN"])
+    url = f"http://127.0.0.1:{port}"
+    wait_until("VictoriaMetrics", 60, lambda: http_get(url + "/health")[0] == 200, process)
+    return process, url
+
+
+def http_post(url, fields, timeout=60.0):
+    """(status, body bytes) of a form POST; status 0 when there was no HTTP answer."""
+    data = urllib.parse.urlencode(fields).encode()
+    try:
+        with urllib.request.urlopen(url, data=data, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except (OSError, ValueError):
+        return 0, b""
 
 
 def prometheus_has_series(url, query):
