@@ -213,7 +213,9 @@ def start_victoria_metrics(targets, scrape_interval="1s"):
                                          f"-storageDataPath={os.path.join(workdir(), 'vm-data')}",
                                          f"-httpListenAddr=127.0.0.1:{port}",
                                          f"-promscrape.config={config}",
-                                         "-retentionPeriod=1d", "-loggerLevel=WARN"])
+                                         "-retentionPeriod=1d", "-loggerLevel=WARN",
+                                         # A scrape of the 200-node cluster is 30 MB.
+                                         "-promscrape.maxScrapeSize=1GB"])
     url = f"http://127.0.0.1:{port}"
     wait_until("VictoriaMetrics", 60, lambda: http_get(url + "/health")[0] == 200, process)
     return process, url
