@@ -28,10 +28,14 @@ pub const VIRTUAL_INTERFACES: &str = "lo|veth.*|cali.*|cilium.*|lxc.*|flannel.*|
 // - `pod!=""` cost the same merge over every pod name; it is gone from the pod network query:
 //   the namespace matcher already selects pod series only, and a series without a pod could
 //   not make a pod row anyway.
-// - Kepler's package and DRAM counters are summed per pod before the two are joined, so the
-//   `label_replace` that keeps them apart in `or` relabels one series per pod instead of two
-//   per container (21 % less CPU at 2,000 pods). Sums of the same series in another order:
-//   equal to the 10 significant digits printed.
+// - Kepler's package and DRAM counters are summed per pod (node) before the two are joined,
+//   so `or` matches one series per pod instead of two per container, and the `label_replace`
+//   that kept the two zones apart relabelled every container series. Per pod, the DRAM sum
+//   keeps `container_namespace` (fixed by the selector) instead: its label set differs from
+//   the package sum's, so `or` keeps both, with no relabelling at all (27 % less CPU at 2,000
+//   pods). The node query keeps a `label_replace` on its 200-odd DRAM sums: no label is
+//   sure to be on every node series. The same series summed in another order: equal to the
+//   10 significant digits printed.
 // - Pod queries group by pod and node only: the namespace is fixed by every selector, and
 //   each label kept is encoded for every series of the answer.
 // - `or` evaluates both sides: the second Kepler generation, the Kepler platform counter and
@@ -91,7 +95,7 @@ const POD_DEFAULTS: &[(&str, &str)] = &[
     ),
     (
         pod::WATTAGE_KEPLER,
-        r#"sum by (pod_name, node, instance) (sum by (pod_name, node, instance) (rate(kepler_container_package_joules_total{container_namespace="{ns}"}[{w}])) or label_replace(sum by (pod_name, node, instance) (rate(kepler_container_dram_joules_total{container_namespace="{ns}"}[{w}])), "zone", "dram", "", "")) or sum by (pod_name, node_name) (rate(kepler_pod_cpu_joules_total{pod_namespace="{ns}", zone=~"package|dram"}[{w}]))"#,
+        r#"sum by (pod_name, node, instance) (sum by (pod_name, node, instance) (rate(kepler_container_package_joules_total{container_namespace="{ns}"}[{w}])) or sum by (container_namespace, pod_name, node, instance) (rate(kepler_container_dram_joules_total{container_namespace="{ns}"}[{w}]))) or sum by (pod_name, node_name) (rate(kepler_pod_cpu_joules_total{pod_namespace="{ns}", zone=~"package|dram"}[{w}]))"#,
     ),
     (
         pod::WATTAGE_SCAPH,
