@@ -192,7 +192,9 @@ def start_prometheus(targets, scrape_interval="1s"):
     process = start("prometheus", [PROMETHEUS, f"--config.file={config}",
                                    f"--storage.tsdb.path={os.path.join(workdir(), 'data')}",
                                    f"--web.listen-address=127.0.0.1:{port}",
-                                   "--storage.tsdb.retention.time=1h", "--log.level=warn"])
+                                   "--storage.tsdb.retention.time=1h", "--log.level=warn",
+                                   "--web.enable-lifecycle"])
+    process.bench_config = config
     url = f"http://127.0.0.1:{port}"
     wait_until("Prometheus", 60, lambda: http_get(url + "/-/ready")[0] == 200, process)
     return process, url
@@ -216,9 +218,33 @@ def start_victoria_metrics(targets, scrape_interval="1s"):
                                          "-retentionPeriod=1d", "-loggerLevel=WARN",
                                          # A scrape of the 200-node cluster is 30 MB.
                                          "-promscrape.maxScrapeSize=1GB"])
+    process.bench_config = config
+    process.bench_vm = True
     url = f"http://127.0.0.1:{port}"
     wait_until("VictoriaMetrics", 60, lambda: http_get(url + "/health")[0] == 200, process)
     return process, url
+
+
+def stop_scraping(process, url):
+    """Empties the scrape configuration of a server started here and reloads it: what it
+    holds stays queryable, and it does little else from then on."""
+    with open(process.bench_config, "w") as f:
+        f.write("scrape_configs: []\n")
+    if hasattr(process, "bench_vm"):
+        process.send_signal(signal.SIGHUP)
+    else:
+        status_code, body = http_post(url + "/-/reload", {})
+        if status_code != 200:
+            die(f"reloading {process.bench_name}: HTTP {status_code} {body[:200]!r}")
+
+
+def go_allocated_bytes(url):
+    """go_memstats_alloc_bytes_total of a Go server (Prometheus, VictoriaMetrics)."""
+    status_code, body, _ = http_get(url + "/metrics", timeout=30)
+    for line in body.decode(errors="replace").splitlines():
+        if line.startswith("go_memstats_alloc_bytes_total "):
+            return float(line.split()[1])
+    return None
 
 
 def http_post(url, fields, timeout=60.0):

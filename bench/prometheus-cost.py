@@ -21,14 +21,19 @@ the median of the rounds with its range. Per server it prints, per UPDATE_INTERV
 alone, with the agent, the difference (what answering the agent costs it) and that cost as
 a multiple of the server's own work; and the agent's CPU per cycle and peak RSS.
 
-Then, per column (--column-queries N, default 20; 0 skips it): each column's live query
-alone, sent N times back to back at the server with the current time (as the agent does,
-with nocache=1), CPU per query above the server's baseline, median of --rounds rounds. The
-queries come from `examples/live_queries.rs` (the agent's own expansion); --before-queries
-takes a QUERIES_FILE (e.g. `bench/queries-before.json`, the defaults before the query-cost
-changes) measured in the same rounds. For Prometheus each column also shows the samples it
-read (`stats=all`: totalQueryableSamples). VictoriaMetrics has no such statistics in 1.79
-(it ignores `stats=all`; `trace=1` gives a text trace).
+Then, per column (--column-queries N, default 30; 0 skips it), on servers that no longer
+scrape (their scrape configuration is emptied and reloaded, so that nothing but the queries
+measured moves their CPU): each column's live query alone, sent N times back to back at a
+time 15 s before scraping stopped (with nocache=1, as the agent sends it), CPU (ms) and
+memory allocated (MB, go_memstats_alloc_bytes_total) per query, median of --rounds rounds.
+The queries come from `examples/live_queries.rs` (the agent's own expansion), plus each
+table's columns combined as the agent combines small tables; --before-queries takes a
+QUERIES_FILE (e.g. `bench/queries-before.json`, the defaults before the query-cost changes)
+measured in the same rounds. "live cycle" adds up what one cycle at this scale asks: the
+node table combined before (1,000 rows or fewer were combined), column by column now (more
+than 25 rows). For Prometheus each column also shows the samples it read (`stats=all`:
+totalQueryableSamples). VictoriaMetrics has no such statistics in 1.79 (it ignores
+`stats=all`; `trace=1` gives a text trace).
 """
 import argparse
 import json
@@ -58,14 +63,22 @@ def live_queries(binary, window, queries_file=None):
     return [tuple(json.loads(line)) for line in out.splitlines() if line.strip()]
 
 
-def query(url, promql, extra=None):
-    fields = {"query": promql, "time": f"{time.time():.3f}", "nocache": "1", **(extra or {})}
+def combined(queries, table):
+    """A table's columns in one query, as the agent combines them (src/eval/plan.rs)."""
+    parts = [f'label_replace(({promql}), "prometheus_agent_column", "{i}", "", "")'
+             for i, (t, _, promql) in enumerate(q for q in queries if q[0] == table)]
+    return " or ".join(parts)
+
+
+def query(url, promql, extra=None, at=None):
+    at = time.time() if at is None else at
+    fields = {"query": promql, "time": f"{at:.3f}", "nocache": "1", **(extra or {})}
     return b.http_post(url + "/api/v1/query", fields)
 
 
-def samples_read(url, promql):
+def samples_read(url, promql, at):
     """Prometheus's totalQueryableSamples for one evaluation (None where not reported)."""
-    status, body = query(url, promql, {"stats": "all"})
+    status, body = query(url, promql, {"stats": "all"}, at)
     if status != 200:
         return None
     stats = json.loads(body).get("data", {}).get("stats") or {}
@@ -104,18 +117,22 @@ def agent_window(binary, server, url, args):
             "hwm": memory["VmHWM"], "errors": errors, "eval": eval_seconds}
 
 
-def column_costs(server, url, queries, n, baseline_per_s):
-    """CPU per query (ms) of each column's query alone, above the server's baseline."""
+def column_costs(server, url, queries, n, baseline_per_s, at):
+    """CPU (ms) and memory allocated (MB) per query of each query alone, above the server's
+    baseline, all evaluated at `at`."""
     costs = {}
     for table, column, promql in queries:
-        status, _ = query(url, promql)
-        if status != 200:
-            b.die(f"{table}.{column}: HTTP {status} for {promql}")
+        status, body = query(url, promql, at=at)
+        if status != 200 or b'"value"' not in body:
+            b.die(f"{table}.{column}: HTTP {status}, no series at {at:.3f} for {promql}")
+        a0 = b.go_allocated_bytes(url)
         c0, t0 = b.cpu_seconds(server.pid), time.monotonic()
         for _ in range(n):
-            query(url, promql)
+            query(url, promql, at=at)
         cpu, seconds = b.cpu_seconds(server.pid) - c0, time.monotonic() - t0
-        costs[(table, column)] = 1000 * (cpu - baseline_per_s * seconds) / n
+        a1 = b.go_allocated_bytes(url)
+        allocated = (a1 - a0) / n / 1e6 if a0 is not None and a1 is not None else None
+        costs[(table, column)] = (1000 * (cpu - baseline_per_s * seconds) / n, allocated)
     return costs
 
 
@@ -135,8 +152,10 @@ def main():
     ap.add_argument("--convention", default="a")
     ap.add_argument("--before-agent", help="another agent binary measured in the same rounds")
     ap.add_argument("--before-queries", help="a QUERIES_FILE measured per column beside the defaults")
-    ap.add_argument("--column-queries", type=int, default=20,
+    ap.add_argument("--column-queries", type=int, default=30,
                     help="queries per column and round (0: no per-column figures)")
+    ap.add_argument("--skip-live", action="store_true",
+                    help="no agent windows: only the per-column figures")
     args = ap.parse_args()
     engines = [e for e in args.engines.split(",") if e]
     for engine in engines:
@@ -151,6 +170,14 @@ def main():
     if args.before_queries:
         query_sets.append(("before", live_queries(paths["live_queries"], args.window,
                                                   args.before_queries)))
+    for _, queries in query_sets:
+        queries += [(table, "(combined)", combined(queries, table)) for table in ("nodes", "pods")]
+    # What one live cycle at this scale asks (src/eval/run.rs, COMBINED_ROWS_MAX).
+    cycle_keys = {
+        "current": [(t, c) for t, c, _ in query_sets[0][1] if c != "(combined)"],
+        "before": [("nodes", "(combined)")] + [(t, c) for t, c, _ in query_sets[0][1]
+                                              if t == "pods" and c != "(combined)"],
+    }
 
     exporter, exporter_url = b.start_exporter(
         paths["synthetic_exporter"],
@@ -171,7 +198,7 @@ def main():
     results = {e: {"alone": [], **{name: [] for name, _ in variants}} for e in servers}
     columns = {e: {name: {} for name, _ in query_sets} for e in servers}
     samples = {e: {name: {} for name, _ in query_sets} for e in servers}
-    for round_ in range(args.rounds):
+    for round_ in range(0 if args.skip_live else args.rounds):
         for engine, (server, url) in servers.items():
             order = variants[round_ % len(variants):] + variants[:round_ % len(variants)]
             b.say(f"round {round_ + 1}/{args.rounds}, {engine}: alone {args.measure:.0f} s, then "
@@ -180,15 +207,23 @@ def main():
             results[engine]["alone"].append(cpu / seconds)
             for name, binary in order:
                 results[engine][name].append(agent_window(binary, server, url, args))
-            if args.column_queries > 0:
-                baseline = results[engine]["alone"][-1]
-                for name, queries in query_sets:
-                    costs = column_costs(server, url, queries, args.column_queries, baseline)
-                    for key, ms in costs.items():
-                        columns[engine][name].setdefault(key, []).append(ms)
+    if args.column_queries > 0:
+        at = time.time() - 15
+        for engine, (server, url) in servers.items():
+            b.stop_scraping(server, url)
+        b.say("scraping stopped; per column, on the idle servers...")
+        time.sleep(10)
+        for round_ in range(args.rounds):
+            for engine, (server, url) in servers.items():
+                cpu, seconds = server_window(server, 10)
+                for name, queries in (query_sets if round_ % 2 == 0 else query_sets[::-1]):
+                    costs = column_costs(server, url, queries, args.column_queries,
+                                         cpu / seconds, at)
+                    for key, cost in costs.items():
+                        columns[engine][name].setdefault(key, []).append(cost)
                     if engine == "prometheus" and round_ == 0:
                         for table, column, promql in queries:
-                            samples[engine][name][(table, column)] = samples_read(url, promql)
+                            samples[engine][name][(table, column)] = samples_read(url, promql, at)
 
     interval = args.update_interval
     b.say()
@@ -226,29 +261,43 @@ def main():
                       f"per cycle (/agent/metrics)")
         if args.column_queries > 0:
             names = [name for name, _ in query_sets]
-            b.say(f"  per column, CPU per query alone (ms, median of {args.rounds} rounds of "
-                  f"{args.column_queries})" + ("; samples read (stats=all)" if engine == "prometheus" else ""))
-            header = "    {:28s}".format("column") + "".join(f"{n:>18s}" for n in names)
+            b.say(f"  per query on the idle server (median of {args.rounds} rounds of "
+                  f"{args.column_queries}): CPU ms, MB allocated"
+                  + ("; samples read (stats=all)" if engine == "prometheus" else ""))
+            header = "    {:24s}".format("query") + "".join(
+                f"{n + ' ms':>20s}{n + ' MB':>12s}" for n in names)
             if engine == "prometheus":
-                header += "".join(f"{'samples ' + n:>18s}" for n in names)
+                header += "".join(f"{'samples ' + n:>16s}" for n in names)
             b.say(header)
             keys = [(t, c) for t, c, _ in query_sets[0][1]]
             for _, queries in query_sets[1:]:
                 keys += [(t, c) for t, c, _ in queries if (t, c) not in keys]
-            totals = {n: 0.0 for n in names}
+
+            def figures(n, key):
+                runs = columns[engine][n].get(key) or []
+                ms = [r[0] for r in runs]
+                mb = [r[1] for r in runs if r[1] is not None]
+                return ms, mb
+
             for key in keys:
-                line = "    {:28s}".format(".".join(key))
+                line = "    {:24s}".format(".".join(key))
                 for n in names:
-                    values = columns[engine][n].get(key)
-                    if values:
-                        totals[n] += statistics.median(values)
-                    line += f"{median_range(values or [], '{:.1f}'):>18s}"
+                    ms, mb = figures(n, key)
+                    line += f"{median_range(ms, '{:.1f}'):>20s}{median_range(mb, '{:.2f}'):>12s}"
                 if engine == "prometheus":
                     for n in names:
                         s = samples[engine][n].get(key)
-                        line += f"{'-' if s is None else s:>18}"
+                        line += f"{'-' if s is None else s:>16}"
                 b.say(line)
-            b.say("    {:28s}".format("sum of columns") + "".join(f"{totals[n]:>18.1f}" for n in names))
+            line = "    {:24s}".format("live cycle")
+            for n in names:
+                ms = mb = 0.0
+                for key in cycle_keys[n]:
+                    k_ms, k_mb = figures(n, key)
+                    ms += statistics.median(k_ms) if k_ms else 0.0
+                    mb += statistics.median(k_mb) if k_mb else 0.0
+                line += f"{ms:>20.1f}{mb:>12.2f}"
+            b.say(line)
 
 
 if __name__ == "__main__":

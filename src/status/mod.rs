@@ -201,9 +201,9 @@ fn row_families(f: &Figures, buffers: &PerTable<Arc<Buffer>>) -> Vec<Family> {
         Family {
             name: "prometheus_agent_query_eval_seconds_total",
             kind: Kind::Counter,
-            help: "Time Prometheus reported spending on evaluating each table's live queries \
-                   (stats=all: evalTotalTime); absent for servers that report none, such as \
-                   VictoriaMetrics.",
+            help: "Time (wall clock) Prometheus reported spending on evaluating each \
+                   table's live queries (stats=all: evalTotalTime); absent for servers that \
+                   report none, such as VictoriaMetrics.",
             samples: eval_seconds,
         },
         Family {
