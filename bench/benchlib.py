@@ -21,6 +21,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICK = os.sysconf("SC_CLK_TCK")
 PROMETHEUS = os.environ.get("PROMETHEUS_BIN", "/usr/bin/prometheus")
+VICTORIA_METRICS = os.environ.get("VICTORIA_METRICS_BIN", "/usr/bin/victoria-metrics")
 NAMESPACE = "energy-lab"  # the synthetic exporter's experiment namespace
 
 _children = []
@@ -191,10 +192,71 @@ def start_prometheus(targets, scrape_interval="1s"):
     process = start("prometheus", [PROMETHEUS, f"--config.file={config}",
                                    f"--storage.tsdb.path={os.path.join(workdir(), 'data')}",
                                    f"--web.listen-address=127.0.0.1:{port}",
-                                   "--storage.tsdb.retention.time=1h", "--log.level=warn"])
+                                   "--storage.tsdb.retention.time=1h", "--log.level=warn",
+                                   "--web.enable-lifecycle"])
+    process.bench_config = config
     url = f"http://127.0.0.1:{port}"
     wait_until("Prometheus", 60, lambda: http_get(url + "/-/ready")[0] == 200, process)
     return process, url
+
+
+def start_victoria_metrics(targets, scrape_interval="1s"):
+    """A single-node VictoriaMetrics scraping `targets` as `start_prometheus` does."""
+    if not os.access(VICTORIA_METRICS, os.X_OK):
+        die(f"no VictoriaMetrics at {VICTORIA_METRICS}: run scripts/setup")
+    port = free_port()
+    config = os.path.join(workdir(), "victoria-metrics.yml")
+    hosts = ", ".join(f"'{t.split('//')[1]}'" for t in targets)
+    with open(config, "w") as f:
+        f.write(f"global:\n  scrape_interval: {scrape_interval}\n  scrape_timeout: {scrape_interval}\n"
+                f"scrape_configs:\n  - job_name: synthetic\n    honor_labels: true\n"
+                f"    static_configs:\n      - targets: [{hosts}]\n")
+    process = start("victoria-metrics", [VICTORIA_METRICS,
+                                         f"-storageDataPath={os.path.join(workdir(), 'vm-data')}",
+                                         f"-httpListenAddr=127.0.0.1:{port}",
+                                         f"-promscrape.config={config}",
+                                         "-retentionPeriod=1d", "-loggerLevel=WARN",
+                                         # A scrape of the 200-node cluster is 30 MB.
+                                         "-promscrape.maxScrapeSize=1GB"])
+    process.bench_config = config
+    process.bench_vm = True
+    url = f"http://127.0.0.1:{port}"
+    wait_until("VictoriaMetrics", 60, lambda: http_get(url + "/health")[0] == 200, process)
+    return process, url
+
+
+def stop_scraping(process, url):
+    """Empties the scrape configuration of a server started here and reloads it: what it
+    holds stays queryable, and it does little else from then on."""
+    with open(process.bench_config, "w") as f:
+        f.write("scrape_configs: []\n")
+    if hasattr(process, "bench_vm"):
+        process.send_signal(signal.SIGHUP)
+    else:
+        status_code, body = http_post(url + "/-/reload", {})
+        if status_code != 200:
+            die(f"reloading {process.bench_name}: HTTP {status_code} {body[:200]!r}")
+
+
+def go_allocated_bytes(url):
+    """go_memstats_alloc_bytes_total of a Go server (Prometheus, VictoriaMetrics)."""
+    status_code, body, _ = http_get(url + "/metrics", timeout=30)
+    for line in body.decode(errors="replace").splitlines():
+        if line.startswith("go_memstats_alloc_bytes_total "):
+            return float(line.split()[1])
+    return None
+
+
+def http_post(url, fields, timeout=60.0):
+    """(status, body bytes) of a form POST; status 0 when there was no HTTP answer."""
+    data = urllib.parse.urlencode(fields).encode()
+    try:
+        with urllib.request.urlopen(url, data=data, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except (OSError, ValueError):
+        return 0, b""
 
 
 def prometheus_has_series(url, query):

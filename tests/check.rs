@@ -378,6 +378,21 @@ fn check_with_exporters(convention: Convention) {
         !report.contains("unmapped node addresses"),
         "every address maps to a node:\n{report}"
     );
+    // What each column cost Prometheus (stats=all): samples read per column and table.
+    let cost = parse_section(&report, "cost:");
+    for column in all_columns()
+        .into_iter()
+        .chain(["nodes.(table)".to_string(), "pods.(table)".to_string()])
+    {
+        let samples = cost
+            .get(&column)
+            .map(|line| line.series.clone())
+            .unwrap_or_else(|| panic!("no cost line for {column}:\n{report}"));
+        assert!(
+            samples.parse::<u64>().is_ok(),
+            "{column}: samples {samples:?}:\n{report}"
+        );
+    }
     check_past_sections(&prometheus);
     drop(exporter);
 }

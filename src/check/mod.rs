@@ -4,11 +4,13 @@
 //! Prints, for every column, how many series its query answered, which rows (nodes or pods)
 //! they resolved to and which rows of the table they left empty, or the query's error; for a
 //! column that stays empty it asks Prometheus a few fixed diagnostic queries (`diagnoses`)
-//! and prints a hint naming the likely cause. Then one history step and one energy window,
-//! per column, and the data problems of the last 15 minutes. Exit status: 0 when Prometheus
-//! answered with rows of both tables, even with empty fields; 1 when it could not be queried
-//! at all or the namespace has no pod rows; 2 for a bad configuration.
+//! and prints a hint naming the likely cause; then what each column's query cost the server
+//! (`cost`: columns are asked one by one, with `stats=all`); then one history step and one
+//! energy window, per column, and the data problems of the last 15 minutes. Exit status: 0
+//! when Prometheus answered with rows of both tables, even with empty fields; 1 when it could
+//! not be queried at all or the namespace has no pod rows; 2 for a bad configuration.
 
+mod cost;
 mod diagnoses;
 
 use std::fmt::Write as _;
@@ -384,6 +386,7 @@ pub fn run(config: &Config) -> ExitCode {
     let outcome = &cycle.evaluated.outcome;
     let report = render(outcome, &hints, &header(config, now), &config.namespace);
     let printed = cli::print(&report)
+        && cli::print(&cost::section(outcome))
         && cli::print(&past_sections(&evaluator, config, now))
         && cli::print(&quality_section(&evaluator, config, now));
     if cycle.rows.pods.is_empty() {
@@ -555,6 +558,7 @@ mod tests {
             name,
             overridden: false,
             outcome,
+            stats: None,
         };
         let error = QueryError::Api {
             http_status: 422,
@@ -572,6 +576,7 @@ mod tests {
                 column(TableKind::Nodes, 2, "wattage", Some(Ok(0))),
                 column(TableKind::Pods, 0, "cpu_usage", Some(Err(error))),
             ],
+            stats: PerTable::default(),
             unmapped: vec!["10.0.0.7".into()],
             duplicates: Vec::new(),
             mapping_errors: Vec::new(),

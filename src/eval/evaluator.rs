@@ -13,7 +13,7 @@ use super::plan::{Plan, plan};
 use super::render::{self, Form};
 use super::run::{Batching, ColumnOutcome, run_queries};
 use super::steps::Steps;
-use crate::prometheus::{QueryError, QuerySource};
+use crate::prometheus::{QueryError, QuerySource, QueryStats, Statistics};
 use crate::tables::identity::NodeNames;
 use crate::tables::queries::Queries;
 use crate::tables::schema::{Measure, PerTable, TableKind};
@@ -53,6 +53,9 @@ pub struct Outcome {
     /// Per table, per step: the rows, sorted by name.
     pub rows: PerTable<Vec<Vec<RowValues>>>,
     pub columns: Vec<ColumnOutcome>,
+    /// Per table, what the server reported about its queries (summed over them), where the
+    /// evaluation asked and the server reported.
+    pub stats: PerTable<Option<QueryStats>>,
     /// Node addresses that no mapping series names; they stay as IPs.
     pub unmapped: Vec<String>,
     pub duplicates: Vec<Duplicate>,
@@ -125,7 +128,7 @@ pub fn evaluate(
 ) -> Result<Outcome, QueryError> {
     let widths = PerTable::new(|table| plan.of_table(table).count());
     let mut fold = Fold::new(steps, namespace, widths);
-    let columns = run_queries(source, plan, steps, &mut fold, batching)?;
+    let ran = run_queries(source, plan, steps, &mut fold, batching)?;
     let mapping_errors = map_addresses(source, names, fold.node_labels(), steps.last());
     let names = lock(names);
     let unmapped: BTreeSet<String> = fold
@@ -137,7 +140,8 @@ pub fn evaluate(
     batching.saw(&rows);
     Ok(Outcome {
         rows,
-        columns,
+        columns: ran.columns,
+        stats: ran.stats,
         unmapped: unmapped.into_iter().collect(),
         duplicates,
         mapping_errors,
@@ -150,7 +154,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// How each purpose batches its columns. History asks column by column: over up to 1,000
 /// steps per query the round trips hardly count, while `or` makes Prometheus match every
-/// series of every step.
+/// series of every step. `check` asks column by column too, with statistics, to report what
+/// each column costs the server.
 struct Batchings {
     live: Batching,
     history: Batching,
@@ -191,10 +196,13 @@ impl Evaluator {
             live_per_table: PerTable::new(|kind| plan(&queries, &[kind], Measure::Live, 0)),
             queries,
             batchings: Batchings {
-                live: Batching::combined("live"),
+                // Prometheus's evaluation time per table for /agent/metrics: `stats=all` adds a
+                // few hundred bytes to each answer and nothing measurable to its work.
+                live: Batching::combined("live").with_statistics(Statistics::Stats),
                 history: Batching::one_by_one(),
                 energy: Batching::combined("energy"),
-                check: Batching::combined("check"),
+                // Column by column, so that check can say what each column costs.
+                check: Batching::one_by_one().with_statistics(Statistics::Trace),
             },
             log: Mutex::new(FailureLog::default()),
         }

@@ -116,6 +116,7 @@ impl Poller {
                 self.status.query_failed(c.table, c.name);
             }
         }
+        self.status.server_reported(&cycle.evaluated.outcome.stats);
         let counts = cycle.rows.map(|_, rows| rows.len());
         self.buffers.nodes.push(cycle.rows.nodes);
         self.buffers.pods.push(cycle.rows.pods);

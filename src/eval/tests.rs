@@ -602,7 +602,7 @@ fn a_failing_combined_query_falls_back_to_columns_for_good() {
 
 #[test]
 fn large_tables_are_asked_column_by_column() {
-    let many: Vec<Fixed> = (0..1_001)
+    let many: Vec<Fixed> = (0..=super::run::COMBINED_ROWS_MAX)
         .map(|i| Fixed {
             labels: vec![("pod", Box::leak(format!("pod-{i}").into_boxed_str()))],
             value: 1.0,
@@ -620,6 +620,7 @@ fn large_tables_are_asked_column_by_column() {
         .iter()
         .map(|(q, _)| q.contains(COLUMN_LABEL))
         .collect();
-    // Nodes (no rows) stay combined; 1,001 pods are asked one column at a time.
+    // Nodes (no rows) stay combined; more pods than COMBINED_ROWS_MAX are asked one column
+    // at a time.
     assert_eq!(second, [true, false, false]);
 }

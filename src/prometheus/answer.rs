@@ -94,6 +94,34 @@ pub struct Series<'a> {
     pub points: &'a [(Millis, f64)],
 }
 
+/// What the server reported about its work on one query, where it did: Prometheus with
+/// `stats=all` (`data.stats`), VictoriaMetrics with `trace=1` (the trace's duration only; it
+/// reports no sample counts before v1.90).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueryStats {
+    /// Seconds spent evaluating: Prometheus's `evalTotalTime`, VictoriaMetrics' trace
+    /// `duration_msec` (the whole request) in seconds.
+    pub eval_seconds: f64,
+    /// Samples read (`totalQueryableSamples`); `None` where not reported.
+    pub samples: Option<u64>,
+    /// Most samples held at once (`peakSamples`); `None` where not reported.
+    pub peak_samples: Option<u64>,
+}
+
+impl QueryStats {
+    /// The statistics of two queries together (samples only when both reported them).
+    pub fn plus(self, other: QueryStats) -> QueryStats {
+        QueryStats {
+            eval_seconds: self.eval_seconds + other.eval_seconds,
+            samples: self.samples.zip(other.samples).map(|(a, b)| a + b),
+            peak_samples: self
+                .peak_samples
+                .zip(other.peak_samples)
+                .map(|(a, b)| a.max(b)),
+        }
+    }
+}
+
 /// Bounds on one answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -169,11 +197,21 @@ impl fmt::Display for QueryError {
 /// the number of series. On error, `sink` may already have seen some series: the caller
 /// discards what it folded from this answer.
 pub fn read_answer(
-    mut body: impl Read,
+    body: impl Read,
     http_status: u16,
     limits: Limits,
     sink: &mut dyn FnMut(Series<'_>),
 ) -> Result<usize, QueryError> {
+    read_answer_with_stats(body, http_status, limits, sink).map(|(series, _)| series)
+}
+
+/// `read_answer`, also returning the statistics the answer carries, if any (`QueryStats`).
+pub fn read_answer_with_stats(
+    mut body: impl Read,
+    http_status: u16,
+    limits: Limits,
+    sink: &mut dyn FnMut(Series<'_>),
+) -> Result<(usize, Option<QueryStats>), QueryError> {
     // Most answers are small: read them whole and parse from memory, which is several times
     // cheaper than byte by byte from a reader. Larger ones are parsed as they arrive.
     let whole = SMALL_ANSWER.min(limits.max_bytes.saturating_add(1));
@@ -212,7 +250,10 @@ pub fn read_answer(
     };
     match parsed {
         Err(e) => Err(failed.parse_error(&e, &state)),
-        Ok(()) => state.outcome(http_status),
+        Ok(()) => {
+            let stats = state.stats;
+            state.outcome(http_status).map(|series| (series, stats))
+        }
     }
 }
 
@@ -330,6 +371,7 @@ struct State<'s> {
     error_type: Option<String>,
     error: Option<String>,
     result_type: Option<String>,
+    stats: Option<QueryStats>,
 }
 
 impl<'s> State<'s> {
@@ -345,6 +387,7 @@ impl<'s> State<'s> {
             error_type: None,
             error: None,
             result_type: None,
+            stats: None,
         }
     }
 
@@ -409,6 +452,12 @@ impl<'de> Visitor<'de> for Envelope<'_, '_> {
                 "errorType" => self.0.error_type = map.next_value()?,
                 "error" => self.0.error = map.next_value()?,
                 "data" => map.next_value_seed(Data(&mut *self.0))?,
+                "trace" => {
+                    if let [Some(ms)] = map.next_value_seed(Numbers(["duration_msec"]))? {
+                        let stats = self.0.stats.get_or_insert_with(QueryStats::default);
+                        stats.eval_seconds = ms / 1000.0;
+                    }
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -441,12 +490,82 @@ impl<'de> Visitor<'de> for Data<'_, '_> {
             match key.as_str() {
                 "resultType" => self.0.result_type = Some(map.next_value()?),
                 "result" => map.next_value_seed(SeriesList(&mut *self.0))?,
+                "stats" => self.0.stats = Some(map.next_value_seed(StatsObject)?),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// Prometheus's `data.stats` (`stats=all`): `{"timings": {"evalTotalTime": …, …},
+/// "samples": {"totalQueryableSamples": …, "peakSamples": …}}`; every other field skipped.
+struct StatsObject;
+
+impl<'de> DeserializeSeed<'de> for StatsObject {
+    type Value = QueryStats;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<QueryStats, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StatsObject {
+    type Value = QueryStats;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a stats object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<QueryStats, A::Error> {
+        let mut stats = QueryStats::default();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "timings" => {
+                    let [eval] = map.next_value_seed(Numbers(["evalTotalTime"]))?;
+                    stats.eval_seconds = eval.unwrap_or(0.0);
+                }
+                "samples" => {
+                    let [total, peak] =
+                        map.next_value_seed(Numbers(["totalQueryableSamples", "peakSamples"]))?;
+                    stats.samples = total.map(|n| n as u64);
+                    stats.peak_samples = peak.map(|n| n as u64);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(stats)
+    }
+}
+
+/// The numbers named `N` of an object, every other field skipped (VictoriaMetrics' `trace`
+/// is a tree of children below its `duration_msec`).
+struct Numbers<const N: usize>([&'static str; N]);
+
+impl<'de, const N: usize> DeserializeSeed<'de> for Numbers<N> {
+    type Value = [Option<f64>; N];
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for Numbers<N> {
+    type Value = [Option<f64>; N];
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object of numbers")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = [None; N];
+        while let Some(key) = map.next_key::<String>()? {
+            match self.0.iter().position(|name| *name == key) {
+                Some(at) => found[at] = Some(map.next_value::<f64>()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -779,6 +898,58 @@ mod tests {
         let e = read(&body, small).unwrap_err();
         assert!(e.to_string().contains("more than 100 bytes"), "{e}");
         assert_eq!(read(&body, LIMITS).unwrap().len(), 5);
+    }
+
+    fn read_stats(body: &str) -> (usize, Option<QueryStats>) {
+        read_answer_with_stats(body.as_bytes(), 200, LIMITS, &mut |_| {}).unwrap()
+    }
+
+    #[test]
+    fn prometheus_stats_are_read() {
+        // Prometheus 2.42 with stats=all; per-step samples with its feature flag on.
+        let body = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"node":"a"},"value":[1,"2"]}],"stats":{"timings":{"evalTotalTime":0.024,"resultSortTime":0,"queryPreparationTime":0.0001,"innerEvalTime":0.02,"execQueueTime":0.00001,"execTotalTime":0.025},"samples":{"totalQueryableSamplesPerStep":[[1,9600]],"totalQueryableSamples":9600,"peakSamples":10400}}}}"#;
+        let (series, stats) = read_stats(body);
+        assert_eq!(series, 1);
+        assert_eq!(
+            stats,
+            Some(QueryStats {
+                eval_seconds: 0.024,
+                samples: Some(9600),
+                peak_samples: Some(10400),
+            })
+        );
+        // Before the result, or without samples: read all the same.
+        let body = r#"{"status":"success","data":{"stats":{"timings":{"evalTotalTime":1.5}},"resultType":"vector","result":[]}}"#;
+        let (_, stats) = read_stats(body);
+        assert_eq!(
+            stats.map(|s| (s.eval_seconds, s.samples)),
+            Some((1.5, None))
+        );
+        let plain = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+        assert_eq!(read_stats(plain), (0, None));
+        // An error answer has no statistics to give.
+        let body = r#"{"status":"error","errorType":"bad_data","error":"x","data":{"stats":{"timings":{"evalTotalTime":1}}}}"#;
+        assert!(read_answer_with_stats(body.as_bytes(), 400, LIMITS, &mut |_| {}).is_err());
+    }
+
+    #[test]
+    fn victoria_metrics_trace_duration_is_read() {
+        let body = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]}]},"trace":{"duration_msec":12.5,"message":"/api/v1/query: query=count(up): series=1","children":[{"duration_msec":0.5,"message":"eval","children":[]}]}}"#;
+        let (_, stats) = read_stats(body);
+        assert_eq!(
+            stats,
+            Some(QueryStats {
+                eval_seconds: 0.0125,
+                samples: None,
+                peak_samples: None,
+            })
+        );
+        let sum = stats.unwrap().plus(QueryStats {
+            eval_seconds: 0.5,
+            samples: Some(3),
+            peak_samples: Some(4),
+        });
+        assert_eq!((sum.eval_seconds, sum.samples), (0.5125, None));
     }
 
     #[test]

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::answer::{Limits, QueryError, Series, read_answer};
+use super::answer::{Limits, QueryError, QueryStats, Series, read_answer_with_stats};
 use super::resolver;
-use super::{Eval, QuerySource, format_time_param};
+use super::{Eval, QuerySource, Statistics, format_time_param};
 use crate::config::{Config, ConfigError};
 
 /// A bearer token read from a file and re-read when the file changes (projected tokens rotate).
@@ -119,8 +119,18 @@ impl Client {
     }
 
     /// The API path and its parameters (`query=…&time=…`), encoded.
-    fn parameters(&self, eval: Eval, promql: &str) -> (&'static str, String) {
-        let query = format!("query={}", utf8_percent_encode(promql, QUERY_VALUE));
+    fn parameters(
+        &self,
+        eval: Eval,
+        promql: &str,
+        statistics: Statistics,
+    ) -> (&'static str, String) {
+        let stats = match statistics {
+            Statistics::None => "",
+            Statistics::Stats => "&stats=all",
+            Statistics::Trace => "&stats=all&trace=1",
+        };
+        let query = format!("query={}{stats}", utf8_percent_encode(promql, QUERY_VALUE));
         // `nocache=1`: VictoriaMetrics otherwise answers a time less than 30 s old with older
         // data and shifts range steps for its cache (docs/engines.md); Prometheus ignores it.
         match eval {
@@ -163,11 +173,22 @@ impl QuerySource for Client {
         eval: Eval,
         sink: &mut dyn FnMut(Series<'_>),
     ) -> Result<usize, QueryError> {
+        self.query_with_stats(promql, eval, Statistics::None, sink)
+            .map(|(series, _)| series)
+    }
+
+    fn query_with_stats(
+        &self,
+        promql: &str,
+        eval: Eval,
+        statistics: Statistics,
+        sink: &mut dyn FnMut(Series<'_>),
+    ) -> Result<(usize, Option<QueryStats>), QueryError> {
         let token = match &self.token {
             Some(file) => Some(file.token().map_err(QueryError::Transport)?),
             None => None,
         };
-        let (path, parameters) = self.parameters(eval, promql);
+        let (path, parameters) = self.parameters(eval, promql, statistics);
         // Long queries (a table's columns combined) go in a form body: the API takes both, and
         // a URL of several kilobytes costs more to build and parse on both sides.
         let sent = if parameters.len() > LONG_QUERY {
@@ -186,7 +207,7 @@ impl QuerySource for Client {
             _ => QueryError::Transport(e.to_string()),
         })?;
         let status = response.status().as_u16();
-        read_answer(
+        read_answer_with_stats(
             response.into_body().into_reader(),
             status,
             self.limits,

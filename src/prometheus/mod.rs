@@ -11,7 +11,10 @@ mod answer;
 mod client;
 mod resolver;
 
-pub use answer::{KEPT_LABELS, Labels, Limits, QueryError, Series, read_answer};
+pub use answer::{
+    KEPT_LABELS, Labels, Limits, QueryError, QueryStats, Series, read_answer,
+    read_answer_with_stats,
+};
 pub use client::Client;
 
 use crate::time::Millis;
@@ -29,6 +32,19 @@ pub enum Eval {
     },
 }
 
+/// What the server is asked to report about its work on a query (`QueryStats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statistics {
+    /// Nothing.
+    None,
+    /// `stats=all`: Prometheus reports its evaluation time and the samples it read, at the
+    /// cost of a few hundred bytes of answer; VictoriaMetrics ignores it.
+    Stats,
+    /// `stats=all&trace=1`: VictoriaMetrics also reports the query's trace (its duration is
+    /// kept), which costs it more: for `check`, not for every cycle.
+    Trace,
+}
+
 /// Anything that answers PromQL the way Prometheus does.
 pub trait QuerySource {
     /// Evaluates `promql`, handing each series of the answer to `sink` as it arrives; returns
@@ -39,6 +55,19 @@ pub trait QuerySource {
         eval: Eval,
         sink: &mut dyn FnMut(Series<'_>),
     ) -> Result<usize, QueryError>;
+
+    /// `query`, asking the server for `statistics` too; they come back where it reported
+    /// them. Sources that report none need not implement it.
+    fn query_with_stats(
+        &self,
+        promql: &str,
+        eval: Eval,
+        statistics: Statistics,
+        sink: &mut dyn FnMut(Series<'_>),
+    ) -> Result<(usize, Option<QueryStats>), QueryError> {
+        let _ = statistics;
+        self.query(promql, eval, sink).map(|series| (series, None))
+    }
 }
 
 /// A time as an API parameter: Unix seconds with milliseconds.

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::buffer::Buffer;
+use crate::prometheus::QueryStats;
 use crate::tables::schema::{PerTable, TableKind};
 use metrics::{Family, Kind, Sample};
 
@@ -19,6 +20,9 @@ struct Figures {
     last_duration: f64,
     duration_sum: f64,
     rows_produced: PerTable<u64>,
+    /// Evaluation time the server reported for each table's live queries, summed; `None`
+    /// until it reported any (VictoriaMetrics never does).
+    eval_seconds: PerTable<Option<f64>>,
     last_success: Option<Instant>,
     last_success_wall: Option<SystemTime>,
     last_error: Option<String>,
@@ -85,6 +89,16 @@ impl Status {
             }
         }
         self.lock().data_problems = counts;
+    }
+
+    /// What the server reported about a cycle's queries, per table (`stats=all`).
+    pub fn server_reported(&self, stats: &PerTable<Option<QueryStats>>) {
+        let mut f = self.lock();
+        for (kind, stats) in stats.iter() {
+            if let Some(stats) = stats {
+                *f.eval_seconds.get_mut(kind).get_or_insert(0.0) += stats.eval_seconds;
+            }
+        }
     }
 
     pub fn ticks_missed(&self, n: u64) {
@@ -196,7 +210,20 @@ fn row_families(f: &Figures, buffers: &PerTable<Arc<Buffer>>) -> Vec<Family> {
             .map(|kind| Sample::labelled(&[("table", kind.name())], value(*kind)))
             .collect()
     };
+    let eval_seconds = f
+        .eval_seconds
+        .iter()
+        .filter_map(|(kind, s)| Some(Sample::labelled(&[("table", kind.name())], (*s)?)))
+        .collect();
     vec![
+        Family {
+            name: "prometheus_agent_query_eval_seconds_total",
+            kind: Kind::Counter,
+            help: "Time (wall clock) Prometheus reported spending on evaluating each \
+                   table's live queries (stats=all: evalTotalTime); absent for servers that \
+                   report none, such as VictoriaMetrics.",
+            samples: eval_seconds,
+        },
         Family {
             name: "prometheus_agent_rows_total",
             kind: Kind::Counter,
@@ -266,6 +293,19 @@ mod tests {
         status.cycle_succeeded(Duration::from_millis(250), &PerTable { nodes: 3, pods: 2 });
         status.cycle_failed(Duration::from_millis(750), "x".into());
         status.query_failed(TableKind::Pods, "wattage_scaph");
+        let reported = |eval_seconds| QueryStats {
+            eval_seconds,
+            samples: Some(10),
+            peak_samples: None,
+        };
+        status.server_reported(&PerTable {
+            nodes: Some(reported(0.25)),
+            pods: None,
+        });
+        status.server_reported(&PerTable {
+            nodes: Some(reported(0.125)),
+            pods: None,
+        });
         let buffers = PerTable::new(|kind| Arc::new(Buffer::new(kind, 10)));
         let text = metrics::render(&status.families(&buffers));
         assert!(text.contains("prometheus_agent_cycles_total 2\n"), "{text}");
@@ -278,6 +318,10 @@ mod tests {
             "prometheus_agent_query_errors_total{table=\"pods\",column=\"wattage_scaph\"} 1\n"
         ));
         assert!(text.contains("prometheus_agent_rows_total{table=\"nodes\"} 3\n"));
+        assert!(text.contains(
+            "# TYPE prometheus_agent_query_eval_seconds_total counter\n\
+             prometheus_agent_query_eval_seconds_total{table=\"nodes\"} 0.375\n#"
+        ));
         assert!(text.contains("prometheus_agent_rows_total{table=\"pods\"} 2\n"));
         assert!(text.contains("prometheus_agent_rows_buffered{table=\"nodes\"} 0\n"));
         assert!(text.contains("prometheus_agent_resident_memory_bytes "));

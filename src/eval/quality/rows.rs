@@ -102,6 +102,7 @@ fn outcome_of(rows: &PerTable<Vec<Row>>) -> Outcome {
         unmapped: Vec::new(),
         duplicates: Vec::new(),
         mapping_errors: Vec::new(),
+        stats: Default::default(),
     }
 }
 

@@ -155,11 +155,11 @@ pub const COLUMNS: &[ColumnSources] = &[
         column: pod::NETWORK_USAGE,
         sources: &[
             counter(
-                r#"container_network_receive_bytes_total{namespace="{ns}", pod!=""}"#,
+                r#"container_network_receive_bytes_total{namespace="{ns}"}"#,
                 CADVISOR,
             ),
             counter(
-                r#"container_network_transmit_bytes_total{namespace="{ns}", pod!=""}"#,
+                r#"container_network_transmit_bytes_total{namespace="{ns}"}"#,
                 CADVISOR,
             ),
         ],

@@ -267,6 +267,7 @@ mod tests {
             unmapped: Vec::new(),
             duplicates: Vec::new(),
             mapping_errors: Vec::new(),
+            stats: Default::default(),
         }
     }
 
