@@ -164,7 +164,7 @@ impl Scenario {
     }
 }
 
-/// Whether a network device counts as physical (the `{phys}` regex of src/queries.rs).
+/// Whether a network device counts as physical (the `{phys}` regex of src/tables/queries.rs).
 pub fn is_physical(device: &str) -> bool {
     const VIRTUAL_PREFIXES: [&str; 16] = [
         "veth", "cali", "cilium", "lxc", "flannel", "cni", "docker", "br-", "virbr", "vxlan",
