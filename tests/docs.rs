@@ -27,12 +27,19 @@ fn files(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The headings of a Markdown document, without their `#`s.
+/// The headings of a Markdown document, without their `#`s or a leading number (`10. `).
 fn headings(document: &str) -> Vec<String> {
     let text = std::fs::read_to_string(repo().join(document)).expect(document);
     text.lines()
         .filter(|l| l.starts_with('#'))
-        .map(|l| l.trim_start_matches('#').trim().to_string())
+        .map(|l| {
+            let heading = l.trim_start_matches('#').trim();
+            let unnumbered = heading.trim_start_matches(|c: char| c.is_ascii_digit());
+            match unnumbered.strip_prefix(". ") {
+                Some(rest) if unnumbered.len() < heading.len() => rest.to_string(),
+                _ => heading.to_string(),
+            }
+        })
         .collect()
 }
 

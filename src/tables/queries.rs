@@ -18,8 +18,8 @@ use crate::time::Millis;
 /// Interfaces whose traffic repeats pod traffic or never leaves the node.
 pub const VIRTUAL_INTERFACES: &str = "lo|veth.*|cali.*|cilium.*|lxc.*|flannel.*|cni.*|docker.*|br-.*|virbr.*|vxlan.*|genev.*|tunl.*|kube-.*|weave.*|tun.*|tap.*";
 
-// What the defaults cost Prometheus (docs/engines.md, "What the queries cost"; measured with
-// `bench/prometheus-cost.py`). Most of a query's cost is per series it selects (the index,
+// What the defaults cost Prometheus (docs/engines.md, "What the queries cost the server";
+// measured with `bench/prometheus-cost.py`). Most of a query's cost is per series it selects (the index,
 // copying labels, sorting, decoding the chunk, GC), so each selector names exactly the series
 // it needs and no more, with equality matchers where one works; what stays:
 // - A matcher that accepts an empty value (`container_id=""`) makes Prometheus merge the
