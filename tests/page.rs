@@ -12,7 +12,8 @@
 //! - marks stamped with the page's button as labelled bands at the marks' times on every plot.
 //!
 //! Needs /usr/bin/prometheus, promtool, curl and chromium (`scripts/setup` installs them). The
-//! screenshots' paths are printed; `PAGE_SCREENSHOT=docs/page.png` also writes one there.
+//! screenshots' paths are printed; `PAGE_SCREENSHOT=docs/page.png` also writes the one of a
+//! run opened by its address (bands, energy per phase, data quality) there.
 
 #[path = "support/past.rs"]
 mod past;
@@ -956,11 +957,7 @@ fn live_page_in_chromium_follows_the_agent_through_restarts() {
         "{findings:?}"
     );
     check_downloads(&mut browser, &agent);
-    let first = screenshot(&mut browser, "page.png");
-    if let Some(copy) = std::env::var_os("PAGE_SCREENSHOT") {
-        std::fs::copy(&first, &copy).expect("cannot copy the screenshot");
-        println!("screenshot copied to {}", PathBuf::from(copy).display());
-    }
+    screenshot(&mut browser, "page.png");
 
     // The port-forward dies for a few cycles and is started again on the same port: the
     // page reconnects with `since` and gets exactly the rows it missed.
@@ -1103,6 +1100,23 @@ fn new_user_sees_history_marks_a_run_and_opens_it_by_address() {
         "{findings:?}"
     );
 
+    // A name the agent would refuse is refused on the page, and nothing is stamped.
+    page_value(
+        &mut browser,
+        "(() => { document.getElementById('mark-run').value = 'trial-1'; \
+         document.getElementById('mark-name').value = 'warm up'; \
+         document.getElementById('mark-button').click(); return true; })()",
+    );
+    let said = page_value(
+        &mut browser,
+        "document.getElementById('mark-result').textContent",
+    );
+    assert!(
+        said.as_str().unwrap_or("").contains("letters, digits"),
+        "{said}"
+    );
+    assert!(csv(&agent, "/marks").rows.is_empty(), "nothing stamped");
+
     // A run marked with the page's button: bands on every plot, energy per phase.
     let run = "trial-1";
     let baseline = mark_with_button(&mut browser, &agent, run, "baseline");
@@ -1137,7 +1151,11 @@ fn new_user_sees_history_marks_a_run_and_opens_it_by_address() {
         status["rows"]["nodes"], 0,
         "no stream for a past run: {status}"
     );
-    screenshot(&mut browser, "page-run.png");
+    let run_shot = screenshot(&mut browser, "page-run.png");
+    if let Some(copy) = std::env::var_os("PAGE_SCREENSHOT") {
+        std::fs::copy(&run_shot, &copy).expect("cannot copy the screenshot");
+        println!("screenshot copied to {}", PathBuf::from(copy).display());
+    }
 
     // A window by address, not on the agent's grid: the same rows as its history.
     let (from, to) = (pods_from - 5_250, now - 20_000);
