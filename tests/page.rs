@@ -627,12 +627,12 @@ fn mark_with_button(browser: &mut Browser, agent: &Agent, run: &str, name: &str)
         .find(|row| row[2] == name)
         .map(|row| parse_rfc3339_ms(&row[0]).expect("mark time"))
         .unwrap_or_else(|| panic!("the agent has no mark {name} of {run}: {:?}", marks.rows));
-    assert!(said.contains(&support_hms(time)), "{said}");
+    assert!(said.contains(&clock_of(time)), "{said}");
     time
 }
 
 /// `HH:MM:SS` of a time, as the page prints it.
-fn support_hms(ms: i64) -> String {
+fn clock_of(ms: i64) -> String {
     let s = ms.div_euclid(1000).rem_euclid(86_400);
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
