@@ -103,7 +103,8 @@ mod tests {
     #[test]
     fn every_path_the_page_asks_for_is_a_route() {
         let prefixes = [
-            "metrics", "energy", "nodes", "pods", "download", "readyz", "livez",
+            "metrics", "energy", "nodes", "pods", "download", "readyz", "livez", "quality",
+            "marks", "phases",
         ];
         let paths: Vec<&str> = literals(INDEX.body)
             .into_iter()
@@ -116,10 +117,16 @@ mod tests {
             .map(|l| l.trim_end_matches('?').trim_end_matches('/'))
             .filter(|l| l.chars().all(|c| c.is_ascii_lowercase() || c == '/'))
             .collect();
-        assert!(
-            paths.contains(&"metrics/nodes") && paths.contains(&"readyz"),
-            "{paths:?}"
-        );
+        for used in [
+            "metrics/nodes",
+            "readyz",
+            "quality",
+            "marks",
+            "phases",
+            "energy",
+        ] {
+            assert!(paths.contains(&used), "{used} not found in {paths:?}");
+        }
         for path in paths {
             let route = crate::http::routes::find(&format!("/{path}"));
             assert!(
@@ -168,6 +175,29 @@ mod tests {
                 "the page shows {column:?}, not an energy column"
             );
         }
+    }
+
+    /// The string literals of the page between `marker` and the next `end`.
+    fn literals_after(marker: &str, end: &str) -> Vec<&'static str> {
+        let page: &'static str = INDEX.body;
+        page.split(marker)
+            .skip(1)
+            .flat_map(|part| literals(&part[..part.find(end).unwrap_or(part.len())]))
+            .collect()
+    }
+
+    #[test]
+    fn the_page_reads_quality_and_marks_by_their_headers() {
+        let header =
+            |csv: &'static str| -> Vec<&'static str> { csv.trim_end().split(',').collect() };
+        assert_eq!(
+            literals_after("QUALITY_COLUMNS = [", "]"),
+            header(crate::eval::quality::HEADER)
+        );
+        assert_eq!(
+            literals_after("MARK_COLUMNS = [", "]"),
+            header(crate::marks::HEADER)
+        );
     }
 
     #[test]
