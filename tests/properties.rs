@@ -365,10 +365,14 @@ fn query_parameters_never_panic() {
     }
     let outcomes = outcomes.into_inner();
     eprintln!("{CASES} query strings: {outcomes:?}");
-    // Each kind of outcome is common enough for its assertions to be exercised.
-    let least = CASES as usize / 10;
+    // Each kind of outcome is common enough for its assertions to be exercised. Measured
+    // over many runs: history about 37 %, buffer about 10 %, refused about 52 %; the bounds
+    // lie at least eight standard deviations below.
+    let share = |n: usize| n as f64 / f64::from(CASES);
     assert!(
-        outcomes.history >= least && outcomes.buffer >= least && outcomes.refused >= least,
+        share(outcomes.history) >= 0.2
+            && share(outcomes.buffer) >= 0.05
+            && share(outcomes.refused) >= 0.2,
         "{outcomes:?}"
     );
 }
