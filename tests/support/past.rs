@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use crate::support::backfill::{Backfill, create_blocks};
-use crate::support::engine::{NOCACHE, Server};
 use crate::support::cluster::{Exporter, Scenario};
+use crate::support::engine::{NOCACHE, Server};
 use crate::support::prometheus::{Prometheus, TempDir, wait_for};
 use crate::support::stack::Stack;
 
