@@ -45,7 +45,7 @@ pub struct Asked<T> {
 }
 
 /// How far back `/quality` looks without a `start`.
-pub const QUALITY_DEFAULT: Millis = 15 * 60_000;
+pub use crate::eval::quality::DEFAULT_SPAN as QUALITY_DEFAULT;
 
 /// What a table path (`/nodes`, `/download`, `/pods`) was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]

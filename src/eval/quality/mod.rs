@@ -22,6 +22,9 @@ use crate::time::{Millis, format_time};
 
 pub use audit::Audit;
 
+/// The window an audit covers when asked without a start (`/quality`, `check`): 15 minutes.
+pub const DEFAULT_SPAN: Millis = 15 * 60_000;
+
 /// A problem, by its fixed code (README, "Data quality").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Problem {
