@@ -64,7 +64,7 @@ impl Demo {
         let bin_dir = agent.parent().expect("the target directory");
         assert!(
             bin_dir.join("examples/synthetic_exporter").exists(),
-            "the examples are not built: run `cargo test --all-targets` (scripts/test does)"
+            "the demo's exporter is not built: run `cargo build --examples` first (scripts/test does)"
         );
         let mut child = Command::new(repo().join("scripts/demo"))
             .env("PORT", port.to_string())
