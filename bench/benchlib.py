@@ -179,7 +179,10 @@ def start_exporter(binary, extra_args=(), convention="a", window_secs=10):
     return process, url
 
 
-def start_prometheus(targets, scrape_interval="1s"):
+def start_prometheus(targets, scrape_interval="1s", data=None, retention="1h"):
+    """A real Prometheus scraping `targets`; `data` is its TSDB directory (a new one in the
+    work directory by default: give one holding backfilled blocks, and a `retention` that
+    keeps them)."""
     if not os.access(PROMETHEUS, os.X_OK):
         die(f"no Prometheus at {PROMETHEUS}: run scripts/setup")
     port = free_port()
@@ -190,9 +193,9 @@ def start_prometheus(targets, scrape_interval="1s"):
                 f"scrape_configs:\n  - job_name: synthetic\n    honor_labels: true\n"
                 f"    static_configs:\n      - targets: [{hosts}]\n")
     process = start("prometheus", [PROMETHEUS, f"--config.file={config}",
-                                   f"--storage.tsdb.path={os.path.join(workdir(), 'data')}",
+                                   f"--storage.tsdb.path={data or os.path.join(workdir(), 'data')}",
                                    f"--web.listen-address=127.0.0.1:{port}",
-                                   "--storage.tsdb.retention.time=1h", "--log.level=warn",
+                                   f"--storage.tsdb.retention.time={retention}", "--log.level=warn",
                                    "--web.enable-lifecycle"])
     process.bench_config = config
     url = f"http://127.0.0.1:{port}"

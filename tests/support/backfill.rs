@@ -83,8 +83,10 @@ pub fn write_openmetrics(
     let mut families: Vec<Family> = Vec::new();
     // Series text → (family, series) positions.
     let mut index: HashMap<String, (usize, usize)> = HashMap::new();
+    // The labels of every series, rendered once: only values and timestamps change.
+    let exposition = scenario.exposition();
     for &t in times {
-        let text = scenario.render(t0_ms, t);
+        let text = exposition.render(t0_ms, t);
         let mut family = None;
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -119,10 +121,15 @@ pub fn write_openmetrics(
             let Some(f) = family else {
                 return Err(std::io::Error::other(format!("{line:?} before any # TYPE")));
             };
-            let (f, s) = *index.entry(series.to_string()).or_insert_with(|| {
-                families[f].series.push((series.to_string(), Vec::new()));
-                (f, families[f].series.len() - 1)
-            });
+            let (f, s) = match index.get(series) {
+                Some(at) => *at,
+                None => {
+                    families[f].series.push((series.to_string(), Vec::new()));
+                    let at = (f, families[f].series.len() - 1);
+                    index.insert(series.to_string(), at);
+                    at
+                }
+            };
             families[f].series[s].1.push((stamp, value));
         }
     }
