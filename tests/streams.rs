@@ -125,9 +125,9 @@ fn wait_rows(agent: &Agent, path: &str, rows: usize) -> Table {
     .unwrap_or_else(|| panic!("{path} never had {rows} rows:\n{}", agent.log()))
 }
 
-/// The capture must hold exactly the downloaded rows, then at most one newer cycle (the one
-/// that may have finished between the download and the shutdown).
-fn assert_capture_matches(capture: &Table, download: &Table, what: &str) {
+/// The capture must hold exactly the downloaded rows, then only newer cycles, in order: at
+/// most those the agent could finish between the download and its exit (`newer_cycles`).
+fn assert_capture_matches(capture: &Table, download: &Table, max_extra: usize, what: &str) {
     assert_eq!(capture.header, download.header, "{what}: header");
     let n = download.rows.len();
     assert!(
@@ -137,9 +137,24 @@ fn assert_capture_matches(capture: &Table, download: &Table, what: &str) {
     );
     assert_eq!(capture.rows[..n], download.rows[..], "{what}: rows differ");
     let at = download.column("collection_time").expect("collection_time");
-    let extra: std::collections::BTreeSet<&str> =
-        capture.rows[n..].iter().map(|r| r[at].as_str()).collect();
-    assert!(extra.len() <= 1, "{what}: {} extra cycles", extra.len());
+    let newest = download.rows.last().map(|r| r[at].as_str()).unwrap_or("");
+    let extra: Vec<&str> = capture.rows[n..].iter().map(|r| r[at].as_str()).collect();
+    assert!(
+        extra.windows(2).all(|w| w[0] <= w[1]) && extra.iter().all(|t| *t > newest),
+        "{what}: rows after the download are not newer cycles in order: {extra:?}"
+    );
+    let cycles: std::collections::BTreeSet<&str> = extra.into_iter().collect();
+    assert!(
+        cycles.len() <= max_extra,
+        "{what}: {} extra cycles, at most {max_extra} possible",
+        cycles.len()
+    );
+}
+
+/// Cycles an agent polling every `interval` can finish in `elapsed` (a busy machine delays
+/// the stop, not the ticks): one in progress, and one per interval.
+fn newer_cycles(elapsed: Duration, interval: Duration) -> usize {
+    1 + (elapsed.as_millis() / interval.as_millis()) as usize
 }
 
 #[test]
@@ -182,9 +197,11 @@ fn websocat_and_curl_captures_are_complete_csv() {
         (figure(&agent, "prometheus_agent_cycles_total") >= start + 6.0).then_some(())
     })
     .expect("cycles while streaming");
+    let downloaded = Instant::now();
     let nodes = Table::parse(&agent.get("/nodes").expect("nodes")).expect("csv");
     let pods = Table::parse(&agent.get("/pods").expect("pods")).expect("csv");
     let (status, took) = agent.signal_and_wait("TERM");
+    let max_extra = newer_cycles(downloaded.elapsed(), Duration::from_millis(500));
     assert_eq!(status.and_then(|s| s.code()), Some(0), "agent exit");
     assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
 
@@ -200,7 +217,12 @@ fn websocat_and_curl_captures_are_complete_csv() {
         let parsed = Table::parse(&capture.text()).expect("capture CSV");
         assert_eq!(parsed.rows.len(), rows);
         let download = if *table == "nodes" { &nodes } else { &pods };
-        assert_capture_matches(&parsed, download, &capture.path.display().to_string());
+        assert_capture_matches(
+            &parsed,
+            download,
+            max_extra,
+            &capture.path.display().to_string(),
+        );
     }
     // curl saw the final chunk: a clean end of the HTTP stream.
     for (_, capture) in &mut captures[2..] {
@@ -476,15 +498,20 @@ fn a_client_that_never_reads_is_cut_off_and_others_stay_on_schedule() {
         agent.log()
     );
 
+    let downloaded = Instant::now();
     let download = Table::parse(&agent.get("/nodes").expect("nodes")).expect("csv");
     let (status, _) = {
         let mut agent = agent;
         agent.signal_and_wait("TERM")
     };
+    let max_extra = newer_cycles(
+        downloaded.elapsed(),
+        Duration::from_millis(INTERVAL_MS as u64),
+    );
     assert_eq!(status.and_then(|s| s.code()), Some(0));
     reader.wait(Duration::from_secs(5)).expect("reader exited");
     let captured = Table::parse(&reader.text()).expect("reader CSV");
-    assert_capture_matches(&captured, &download, "reading client");
+    assert_capture_matches(&captured, &download, max_extra, "reading client");
 }
 
 #[test]
@@ -562,8 +589,10 @@ fn since_resumes_a_capture_without_gaps_or_duplicates() {
         dir.path().join("part2.csv"),
     );
     std::thread::sleep(Duration::from_secs(2));
+    let downloaded = Instant::now();
     let download = Table::parse(&agent.get("/pods").expect("pods")).expect("csv");
     let (status, _) = agent.signal_and_wait("TERM");
+    let max_extra = newer_cycles(downloaded.elapsed(), Duration::from_millis(300));
     assert_eq!(status.and_then(|s| s.code()), Some(0));
     second
         .wait(Duration::from_secs(5))
@@ -579,7 +608,7 @@ fn since_resumes_a_capture_without_gaps_or_duplicates() {
     fs::write(&path, &joined).expect("write run");
     python_check("pods", &path);
     let run = Table::parse(&joined).expect("joined CSV");
-    assert_capture_matches(&run, &download, "resumed capture");
+    assert_capture_matches(&run, &download, max_extra, "resumed capture");
     let at = run.column("collection_time").expect("collection_time");
     assert!(parse_rfc3339_ms(&run.rows[0][at]).is_some());
 }
